@@ -1,0 +1,84 @@
+"""Typed settings from the environment, validated once at start-up.
+
+Every variable of seed 000's Configuration table is here with the seed's default,
+plus what the fleet itself needs. A bad value stops the process with a message
+naming the variable (see ``load_settings``).
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+
+from pydantic import AnyUrl, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
+
+    # --- seed 000 "Configuration" table -------------------------------------------------
+    redis_url: str = Field("redis://localhost:6379/0", description="Valkey/Redis URL (broker + backend)")
+    celery_task_always_eager: bool = Field(False, description="Run tasks synchronously (testing)")
+    celery_beat_schedule_enabled: bool = Field(True, description="Enable Beat schedule")
+    pipeline_sync_interval_hours: int = Field(6, ge=1, le=24, description="Periodic sync interval")
+    sync_schedule_hour: int = Field(2, ge=0, le=23, description="Daily sync hour (UTC)")
+
+    # --- what the fleet needs beyond the seed --------------------------------------------
+    database_url: str = Field("sqlite+aiosqlite:///./var/taskfleet.db", description="SQLAlchemy async URL")
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = Field(1025, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = False
+    smtp_timeout_seconds: float = Field(10.0, gt=0)
+    email_from: str = "Taskfleet <noreply@taskfleet.local>"
+
+    api_max_body_bytes: int = Field(64 * 1024, ge=1024, description="Largest accepted request body")
+    beat_schedule_file: Path = Field(Path("./var/celerybeat-schedule"), description="Beat's local state file")
+    log_level: str = "INFO"
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str) -> str:
+        url = AnyUrl(value)
+        if url.scheme not in {"redis", "rediss"}:
+            raise ValueError(f"scheme must be redis:// or rediss://, got {url.scheme}://")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _async_driver(cls, value: str) -> str:
+        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError("use an async driver: sqlite+aiosqlite:// or postgresql+asyncpg://")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        if value.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+        return value.upper()
+
+
+class SettingsError(SystemExit):
+    """Raised at start-up when the environment holds a bad value; the message names it."""
+
+
+def describe_errors(exc: ValidationError) -> str:
+    lines = ["invalid configuration:"]
+    for err in exc.errors():
+        variable = "_".join(str(part) for part in err["loc"]).upper()
+        lines.append(f"  {variable}: {err['msg']} (got {err.get('input')!r})")
+    return "\n".join(lines)
+
+
+@functools.cache
+def load_settings() -> Settings:
+    """The process-wide settings; exits with a readable message on a bad value."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        print(describe_errors(exc), file=sys.stderr)
+        raise SettingsError(2) from exc

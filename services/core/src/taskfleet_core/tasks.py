@@ -1,0 +1,106 @@
+"""How a worker implements a contract: ``@implements("email.send_email")``.
+
+The decorator gives the task its wire name, queue, time limits and the queue's
+retry policy (exponential backoff, full jitter, capped), and validates the
+message's arguments against the contract before the body runs -- a malformed
+message fails permanently with the field named, it never crashes the worker.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import random
+
+from celery import Task, shared_task
+from celery.exceptions import Ignore
+from pydantic import ValidationError
+
+from taskfleet_core.contracts import Args, TaskContract, contract_for
+from taskfleet_core.errors import InvalidTaskArguments, PermanentError, TransientError
+from taskfleet_core.queues import QUEUES
+from taskfleet_core.ratelimit import FleetRateLimiter
+from taskfleet_core.valkey import client
+
+log = logging.getLogger(__name__)
+
+A = TypeVar("A", bound=Args)
+
+#: The state a running task reports with ``report_progress``; the API shows its meta.
+PROGRESS = "PROGRESS"
+#: The state of a task put back because its queue's fleet-wide rate limit was reached.
+DEFERRED = "DEFERRED"
+
+
+class FleetTask(Task):
+    """Base of every fleet task: knows its contract."""
+
+    abstract = True
+    typing = False  # arguments are checked against the contract instead
+    contract: TaskContract
+
+    def before_start(self, task_id: str, args: Any, kwargs: Any) -> None:
+        """Take a slot of the queue's fleet-wide rate limit, or defer the task (not a retry, not a failure)."""
+        limit = QUEUES[self.contract.queue].rate_limit
+        if limit is None or self.request.is_eager:
+            return
+        wait = FleetRateLimiter(client(), self.contract.queue, limit).acquire()
+        if wait <= 0:
+            return
+        countdown = wait + random.uniform(0, limit.per_seconds / limit.count)  # spread the herd
+        self.signature_from_request(countdown=countdown, retries=self.request.retries).apply_async()
+        self.update_state(state=DEFERRED, meta={"reason": f"rate limit {limit} of queue {self.contract.queue}",
+                                                "retry_in_seconds": round(countdown, 3)})
+        log.info("%s[%s] deferred %.1fs: queue %s at its fleet-wide limit %s",
+                 self.name, task_id, countdown, self.contract.queue, limit)
+        raise Ignore()
+
+    def report_progress(self, done: int, total: int, message: str = "", **extra: Any) -> None:
+        """Publish progress (``update_state``); a no-op outside a worker."""
+        if self.request.id is None or self.request.called_directly:
+            return
+        meta = {"done": done, "total": total, "message": message, **extra}
+        self.update_state(state=PROGRESS, meta=meta)
+
+
+def format_validation_error(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '<args>'}: {e['msg']}" for e in exc.errors())
+
+
+def task_options(contract: TaskContract) -> dict[str, Any]:
+    spec = QUEUES[contract.queue]
+    return {
+        "name": contract.name,
+        "bind": True,
+        "base": FleetTask,
+        "queue": contract.queue,
+        "time_limit": spec.time_limit,
+        "soft_time_limit": spec.soft_time_limit,
+        "acks_late": True,
+        "reject_on_worker_lost": True,
+        "autoretry_for": (TransientError,),
+        "dont_autoretry_for": (PermanentError,),
+        **spec.retry.celery_options(),
+    }
+
+
+def implements(name: str, **overrides: Any) -> Callable[[Callable[[FleetTask, A], Any]], FleetTask]:
+    """Register ``fn(task, args_model)`` as the implementation of contract ``name``."""
+    contract = contract_for(name)
+
+    def decorator(fn: Callable[[FleetTask, A], Any]) -> FleetTask:
+        @functools.wraps(fn)
+        def run(self: FleetTask, *args: Any, **kwargs: Any) -> Any:
+            try:
+                params = contract.validate(args, kwargs)
+            except ValidationError as exc:
+                raise InvalidTaskArguments(f"{contract.name}: {format_validation_error(exc)}") from None
+            return fn(self, params)  # type: ignore[arg-type]
+
+        options = task_options(contract) | {"contract": contract} | overrides
+        return shared_task(**options)(run)
+
+    return decorator

@@ -1,0 +1,14 @@
+"""One synchronous Valkey client per process (redis-py's pool resets itself after fork)."""
+
+from __future__ import annotations
+
+import functools
+
+import redis
+
+from taskfleet_core.settings import load_settings
+
+
+@functools.cache
+def client() -> redis.Redis:
+    return redis.Redis.from_url(load_settings().redis_url, decode_responses=True, health_check_interval=30)

@@ -1,0 +1,1 @@
+"""The default queue's worker: maintenance and health tasks (seed 000 ``maintenance_tasks``)."""

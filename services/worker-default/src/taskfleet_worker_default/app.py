@@ -1,0 +1,5 @@
+"""The default worker's Celery app: consumes ``default`` and knows only its own tasks."""
+
+from taskfleet_core.worker import create_worker_app
+
+app = create_worker_app("default", ["taskfleet_worker_default.health", "taskfleet_worker_default.canary"])

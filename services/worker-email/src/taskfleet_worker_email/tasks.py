@@ -1,0 +1,35 @@
+"""Email tasks (seed 000 ``email_tasks``)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from taskfleet_core.async_bridge import run_async
+from taskfleet_core.contracts import SendEmailArgs
+from taskfleet_core.idempotency import IdempotencyStore
+from taskfleet_core.settings import load_settings
+from taskfleet_core.tasks import FleetTask, implements
+from taskfleet_core.valkey import client
+from taskfleet_worker_email.smtp import build_message, deliver
+
+log = logging.getLogger(__name__)
+
+
+@implements("email.send_email")
+def send_email(task: FleetTask, args: SendEmailArgs) -> dict[str, Any]:
+    """Send one email. The same idempotency key (default: the job id, which survives retries
+    and redelivery) never sends twice."""
+    settings = load_settings()
+    key = args.idempotency_key or task.request.id or "eager"
+    sent = IdempotencyStore(client(), "email")
+    previous = sent.previous(key)
+    if previous is not None:
+        log.info("email %s already sent as %s; not sending again", key, previous.get("message_id"))
+        return previous | {"duplicate_suppressed": True}
+
+    message = build_message(args, settings, key)
+    result = run_async(lambda: deliver(message, settings))
+    sent.remember(key, result)
+    log.info("sent %s to %s", result["message_id"], ", ".join(result["accepted"]))
+    return result

@@ -1,0 +1,1 @@
+"""The sync queue's worker. Its contracts are declared in core; their implementations land here."""
