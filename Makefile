@@ -1,0 +1,26 @@
+# The README's two commands: `make up` runs the fleet, `make test` runs the tests.
+.DEFAULT_GOAL := help
+
+.PHONY: help bootstrap up test lint format
+
+help:
+	@echo "make up     - run the whole fleet locally (API :8000, one worker per queue, Beat, Valkey, SMTP sink)"
+	@echo "make test   - run the test suite (starts its own redis-server, SMTP server, workers)"
+	@echo "make lint   - ruff"
+
+bootstrap:
+	@./scripts/bootstrap
+
+up: bootstrap
+	@./infra/run-local
+
+test: bootstrap
+	uv run pytest
+
+lint: bootstrap
+	uv run ruff check .
+	uv run ruff format --check .
+
+format:
+	uv run ruff format .
+	uv run ruff check --fix .
