@@ -29,9 +29,23 @@ class RedisServer:
 
     def start(self) -> RedisServer:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        args = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.workdir),
-                "--save", "", "--appendonly", "yes" if self.appendonly else "no",
-                "--maxmemory-policy", "noeviction", "--logfile", str(self.workdir / "redis.log")]
+        args = [
+            self.binary,
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(self.workdir),
+            "--save",
+            "",
+            "--appendonly",
+            "yes" if self.appendonly else "no",
+            "--maxmemory-policy",
+            "noeviction",
+            "--logfile",
+            str(self.workdir / "redis.log"),
+        ]
         self.process = subprocess.Popen(args)
         client = redis.Redis(port=self.port)
         deadline = time.monotonic() + 10

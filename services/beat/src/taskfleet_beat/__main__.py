@@ -1,7 +1,8 @@
 """``python -m taskfleet_beat``: run the scheduler in this process (PID 1 in its container)."""
 
-from taskfleet_beat.app import app
 from taskfleet_core.settings import load_settings
+
+from taskfleet_beat.app import app
 
 if __name__ == "__main__":
     settings = load_settings()

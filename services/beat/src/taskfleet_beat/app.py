@@ -1,8 +1,9 @@
 """Beat's Celery app: a producer only, with seed 000's schedule."""
 
-from taskfleet_beat.schedule import beat_schedule
 from taskfleet_core.celery_app import create_app
 from taskfleet_core.settings import load_settings
+
+from taskfleet_beat.schedule import beat_schedule
 
 app = create_app("taskfleet-beat")
 app.conf.beat_schedule = beat_schedule(load_settings())

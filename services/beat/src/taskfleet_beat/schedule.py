@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from celery.schedules import crontab
-
 from taskfleet_core.contracts import contract_for
 from taskfleet_core.settings import Settings
 
@@ -30,36 +29,84 @@ def entries(settings: Settings) -> list[Entry]:
     every = settings.pipeline_sync_interval_hours
     return [
         # Grant synchronization
-        Entry("daily-grant-sync", "scheduled.daily_grant_sync", crontab(minute=0, hour=hour),
-              "Incremental sync from all enabled sources"),
-        Entry("weekly-full-sync", "scheduled.weekly_full_sync", crontab(minute=0, hour=3, day_of_week="sun"),
-              "Full sync with deduplication"),
-        Entry("sync-grants-periodic", "sync.sync_all_grant_sources", crontab(minute=0, hour=f"*/{every}"),
-              "Legacy periodic sync"),
+        Entry(
+            "daily-grant-sync",
+            "scheduled.daily_grant_sync",
+            crontab(minute=0, hour=hour),
+            "Incremental sync from all enabled sources",
+        ),
+        Entry(
+            "weekly-full-sync",
+            "scheduled.weekly_full_sync",
+            crontab(minute=0, hour=3, day_of_week="sun"),
+            "Full sync with deduplication",
+        ),
+        Entry(
+            "sync-grants-periodic",
+            "sync.sync_all_grant_sources",
+            crontab(minute=0, hour=f"*/{every}"),
+            "Legacy periodic sync",
+        ),
         # Grant maintenance
-        Entry("daily-expired-cleanup", "scheduled.cleanup_expired_grants", crontab(minute=0, hour=4),
-              "Mark expired grants as inactive"),
-        Entry("weekly-reindex-search", "maintenance.reindex_search", crontab(minute=0, hour=5, day_of_week="sat"),
-              "Rebuild the search index"),
+        Entry(
+            "daily-expired-cleanup",
+            "scheduled.cleanup_expired_grants",
+            crontab(minute=0, hour=4),
+            "Mark expired grants as inactive",
+        ),
+        Entry(
+            "weekly-reindex-search",
+            "maintenance.reindex_search",
+            crontab(minute=0, hour=5, day_of_week="sat"),
+            "Rebuild the search index",
+        ),
         # Matching
-        Entry("weekly-match-recalculation", "matching.refresh_all_matches",
-              crontab(minute=30, hour=2, day_of_week="sat"), "Recalculate all match scores"),
-        Entry("daily-match-refresh", "matching.refresh_all_matches", crontab(minute=30, hour=2),
-              "Refresh matches for active companies", {"active_within_days": 7}),
+        Entry(
+            "weekly-match-recalculation",
+            "matching.refresh_all_matches",
+            crontab(minute=30, hour=2, day_of_week="sat"),
+            "Recalculate all match scores",
+        ),
+        Entry(
+            "daily-match-refresh",
+            "matching.refresh_all_matches",
+            crontab(minute=30, hour=2),
+            "Refresh matches for active companies",
+            {"active_within_days": 7},
+        ),
         # Notifications
-        Entry("hourly-deadline-check", "email.check_deadline_notifications", crontab(minute=0),
-              "Check for approaching deadlines"),
-        Entry("check-deadline-notifications-legacy", "email.check_deadline_notifications", crontab(minute=30),
-              "Legacy notification check"),
+        Entry(
+            "hourly-deadline-check",
+            "email.check_deadline_notifications",
+            crontab(minute=0),
+            "Check for approaching deadlines",
+        ),
+        Entry(
+            "check-deadline-notifications-legacy",
+            "email.check_deadline_notifications",
+            crontab(minute=30),
+            "Legacy notification check",
+        ),
         # Maintenance
-        Entry("daily-session-cleanup", "maintenance.cleanup_old_sessions", crontab(minute=0, hour=3),
-              "Remove expired sessions and tokens"),
-        Entry("monthly-statistics", "maintenance.monthly_statistics", crontab(minute=0, hour=5, day_of_month=1),
-              "Aggregate monthly statistics"),
-        Entry("weekly-database-vacuum", "maintenance.vacuum_database", crontab(minute=0, hour=6, day_of_week="sun"),
-              "Run ANALYZE on database"),
-        Entry("health-check", "maintenance.health_check", crontab(minute="*/5"),
-              "Verify all services are running"),
+        Entry(
+            "daily-session-cleanup",
+            "maintenance.cleanup_old_sessions",
+            crontab(minute=0, hour=3),
+            "Remove expired sessions and tokens",
+        ),
+        Entry(
+            "monthly-statistics",
+            "maintenance.monthly_statistics",
+            crontab(minute=0, hour=5, day_of_month=1),
+            "Aggregate monthly statistics",
+        ),
+        Entry(
+            "weekly-database-vacuum",
+            "maintenance.vacuum_database",
+            crontab(minute=0, hour=6, day_of_week="sun"),
+            "Run ANALYZE on database",
+        ),
+        Entry("health-check", "maintenance.health_check", crontab(minute="*/5"), "Verify all services are running"),
     ]
 
 

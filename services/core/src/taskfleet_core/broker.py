@@ -26,8 +26,9 @@ def queue_depths(client: redis.Redis) -> dict[str, dict[str, Any]]:
         by_list = {name: next(replies) for name in spec.waiting_lists()}
         report[spec.name] = {
             "waiting": sum(by_list.values()),
-            "waiting_by_priority": {name.rsplit("\x06\x16", 1)[-1] if name != spec.name else "0": n
-                                    for name, n in by_list.items()},
+            "waiting_by_priority": {
+                name.rsplit("\x06\x16", 1)[-1] if name != spec.name else "0": n for name, n in by_list.items()
+            },
             "in_flight": next(replies),
         }
     return report

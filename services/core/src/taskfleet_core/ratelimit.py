@@ -40,5 +40,7 @@ class FleetRateLimiter:
 
     def acquire(self) -> float:
         """Take a slot: 0.0 if granted, else the seconds to wait before asking again."""
-        wait_ms = self._script(keys=[self.key], args=[self.limit.count, self.limit.per_seconds * 1000, uuid.uuid4().hex])
+        wait_ms = self._script(
+            keys=[self.key], args=[self.limit.count, self.limit.per_seconds * 1000, uuid.uuid4().hex]
+        )
         return int(wait_ms) / 1000.0

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import functools
 import logging
+import random
 from collections.abc import Callable
 from typing import Any, TypeVar
-
-import random
 
 from celery import Task, shared_task
 from celery.exceptions import Ignore
@@ -52,10 +51,21 @@ class FleetTask(Task):
             return
         countdown = wait + random.uniform(0, limit.per_seconds / limit.count)  # spread the herd
         self.signature_from_request(countdown=countdown, retries=self.request.retries).apply_async()
-        self.update_state(state=DEFERRED, meta={"reason": f"rate limit {limit} of queue {self.contract.queue}",
-                                                "retry_in_seconds": round(countdown, 3)})
-        log.info("%s[%s] deferred %.1fs: queue %s at its fleet-wide limit %s",
-                 self.name, task_id, countdown, self.contract.queue, limit)
+        self.update_state(
+            state=DEFERRED,
+            meta={
+                "reason": f"rate limit {limit} of queue {self.contract.queue}",
+                "retry_in_seconds": round(countdown, 3),
+            },
+        )
+        log.info(
+            "%s[%s] deferred %.1fs: queue %s at its fleet-wide limit %s",
+            self.name,
+            task_id,
+            countdown,
+            self.contract.queue,
+            limit,
+        )
         raise Ignore()
 
     def report_progress(self, done: int, total: int, message: str = "", **extra: Any) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import sys
 from collections.abc import Sequence
 
 from celery import Celery
@@ -62,10 +63,14 @@ def create_worker_app(queue: str, task_modules: Sequence[str]) -> Celery:
     return app
 
 
-def run_worker(app: Celery, *extra_argv: str) -> None:
-    """Start the worker in this process (PID 1 in a container, so it receives SIGTERM itself)."""
+def run_worker(app: Celery, argv: Sequence[str] | None = None) -> None:
+    """Start the worker in this process (PID 1 in a container, so it receives SIGTERM itself).
+
+    Extra command-line arguments (``--concurrency 8``, ``--pool solo``) are passed to Celery.
+    """
     queue = app.conf.taskfleet_queue
     settings = load_settings()
+    extra = list(sys.argv[1:] if argv is None else argv)
     app.worker_main(
-        ["worker", "--queues", queue, "--hostname", f"{queue}@%h", "--loglevel", settings.log_level, *extra_argv]
+        ["worker", "--queues", queue, "--hostname", f"{queue}@%h", "--loglevel", settings.log_level, *extra]
     )

@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import aiosmtplib
-
 from taskfleet_core import db
 from taskfleet_core.async_bridge import run_async
 from taskfleet_core.broker import queue_depths
@@ -24,8 +23,11 @@ async def _timed(check: Callable[[], Awaitable[Any]], timeout: float) -> dict[st
     try:
         detail = await asyncio.wait_for(check(), timeout)
     except Exception as exc:  # a health check reports failures, it does not raise them
-        return {"ok": False, "error": f"{exc.__class__.__name__}: {exc}",
-                "latency_ms": round((time.perf_counter() - started) * 1000, 1)}
+        return {
+            "ok": False,
+            "error": f"{exc.__class__.__name__}: {exc}",
+            "latency_ms": round((time.perf_counter() - started) * 1000, 1),
+        }
     return {"ok": True, "detail": detail, "latency_ms": round((time.perf_counter() - started) * 1000, 1)}
 
 

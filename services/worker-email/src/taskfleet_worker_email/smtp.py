@@ -12,7 +12,6 @@ from email.utils import formatdate, make_msgid
 from typing import Any
 
 import aiosmtplib
-
 from taskfleet_core.contracts import SendEmailArgs
 from taskfleet_core.errors import PermanentError, TransientError
 from taskfleet_core.settings import Settings

@@ -11,6 +11,7 @@ from taskfleet_core.idempotency import IdempotencyStore
 from taskfleet_core.settings import load_settings
 from taskfleet_core.tasks import FleetTask, implements
 from taskfleet_core.valkey import client
+
 from taskfleet_worker_email.smtp import build_message, deliver
 
 log = logging.getLogger(__name__)

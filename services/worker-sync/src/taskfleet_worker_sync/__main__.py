@@ -1,4 +1,5 @@
 from taskfleet_core.worker import run_worker
+
 from taskfleet_worker_sync.app import app
 
 if __name__ == "__main__":
