@@ -1,0 +1,1 @@
+"""The job API: submit tasks by contract name, follow their state and progress, revoke them."""

@@ -14,3 +14,6 @@ PRIORITY_STEPS = (0, 3, 6, 9)
 UNACKED_KEY = "unacked:{queue}"
 UNACKED_INDEX_KEY = "unacked_index:{queue}"
 UNACKED_MUTEX_KEY = "unacked_mutex:{queue}"
+
+#: Set by the API when a job is revoked; workers skip such a job even if they missed the broadcast.
+REVOKED_KEY = KEY_PREFIX + "revoked:{job_id}"

@@ -18,6 +18,7 @@ from celery import Task, shared_task
 from celery.exceptions import Ignore
 from pydantic import ValidationError
 
+from taskfleet_core.constants import REVOKED_KEY
 from taskfleet_core.contracts import Args, TaskContract, contract_for
 from taskfleet_core.errors import InvalidTaskArguments, PermanentError, TransientError
 from taskfleet_core.queues import QUEUES
@@ -42,9 +43,20 @@ class FleetTask(Task):
     contract: TaskContract
 
     def before_start(self, task_id: str, args: Any, kwargs: Any) -> None:
-        """Take a slot of the queue's fleet-wide rate limit, or defer the task (not a retry, not a failure)."""
+        """Skip a revoked job; take a slot of the queue's fleet-wide rate limit or defer the job."""
+        if self.request.is_eager:
+            return
+        if client().exists(REVOKED_KEY.format(job_id=task_id)):
+            # revoked while this worker was not listening (started later, reconnecting)
+            self.backend.mark_as_revoked(task_id, reason="revoked via API", request=self.request)
+            log.info("%s[%s] skipped: revoked", self.name, task_id)
+            raise Ignore()
+        self._take_rate_limit_slot(task_id)
+
+    def _take_rate_limit_slot(self, task_id: str) -> None:
+        """Deferred, not retried: a throttled job keeps its retry budget and does not count as a failure."""
         limit = QUEUES[self.contract.queue].rate_limit
-        if limit is None or self.request.is_eager:
+        if limit is None:
             return
         wait = FleetRateLimiter(client(), self.contract.queue, limit).acquire()
         if wait <= 0:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
+from email.utils import formatdate
 from typing import Any
 
 import aiosmtplib
@@ -30,7 +30,7 @@ def build_message(args: SendEmailArgs, settings: Settings, dedupe_key: str) -> E
     message["Subject"] = args.subject
     message["Date"] = formatdate(usegmt=True)
     digest = hashlib.sha256(dedupe_key.encode()).hexdigest()[:32]
-    message["Message-ID"] = make_msgid(idstring=digest, domain="taskfleet.local")
+    message["Message-ID"] = f"<{digest}@taskfleet.local>"
     if args.reply_to:
         message["Reply-To"] = args.reply_to
     message.set_content(args.text)

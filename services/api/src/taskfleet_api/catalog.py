@@ -1,0 +1,35 @@
+"""``/api/v1/tasks`` and ``/api/v1/queues``: what can be submitted, and what is waiting where."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from taskfleet_core.broker import queue_depths
+from taskfleet_core.contracts import CONTRACTS
+from taskfleet_core.queues import QUEUES
+from taskfleet_core.valkey import client
+
+from taskfleet_api.schemas import QueueInfo, TaskInfo
+
+router = APIRouter(prefix="/api/v1", tags=["catalog"])
+
+
+@router.get("/tasks", response_model=list[TaskInfo])
+def list_tasks() -> list[TaskInfo]:
+    return [
+        TaskInfo(name=c.name, queue=c.queue, description=c.description, args_schema=c.json_schema())
+        for c in CONTRACTS.values()
+    ]
+
+
+@router.get("/queues", response_model=list[QueueInfo])
+def list_queues() -> list[QueueInfo]:
+    depths = queue_depths(client())
+    return [
+        QueueInfo(
+            name=spec.name,
+            purpose=spec.purpose,
+            rate_limit=str(spec.rate_limit) if spec.rate_limit else None,
+            **depths[spec.name],
+        )
+        for spec in QUEUES.values()
+    ]

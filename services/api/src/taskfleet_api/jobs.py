@@ -1,0 +1,114 @@
+"""``/api/v1/jobs``: submit by contract name, read state and progress, revoke."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from celery import states
+from celery.result import AsyncResult
+from fastapi import APIRouter, HTTPException, Query, status
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+from taskfleet_core.contracts import CONTRACTS
+from taskfleet_core.queues import visibility_timeout
+
+from taskfleet_api.producer import celery_app, job_record, mark_revoked, record_job
+from taskfleet_api.schemas import JobAccepted, JobError, JobRequest, JobStatus
+
+router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
+
+#: States whose meta is progress information rather than a result.
+PROGRESS_STATES = {"PROGRESS", "DEFERRED", states.STARTED, states.RETRY}
+
+
+def _contract_errors(exc: ValidationError) -> RequestValidationError:
+    """The contract's errors, located in the request body so the field is named."""
+    errors = []
+    for err in exc.errors(include_url=False):
+        loc = tuple(err["loc"])
+        where = loc if loc and loc[0] == "args" else ("kwargs", *loc)
+        errors.append({**err, "loc": ("body", *where)})
+    return RequestValidationError(errors)
+
+
+@router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=JobAccepted)
+def submit_job(request: JobRequest) -> JobAccepted:
+    contract = CONTRACTS.get(request.task)
+    if contract is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no task contract named {request.task!r}; see /api/v1/tasks")
+    try:
+        contract.validate(request.args, request.kwargs)
+    except ValidationError as exc:
+        raise _contract_errors(exc) from None
+
+    delay = request.countdown or 0.0
+    if request.eta is not None:
+        delay = max(0.0, (request.eta - datetime.now(UTC)).total_seconds())
+    if delay >= visibility_timeout():
+        # Valkey's transport redelivers a held message after visibility_timeout: a job delayed
+        # longer would run several times (celery#2599). Schedule it with Beat instead.
+        field = "countdown" if request.countdown is not None else "eta"
+        raise RequestValidationError(
+            [
+                {
+                    "type": "value_error",
+                    "loc": ("body", field),
+                    "input": getattr(request, field),
+                    "msg": f"delay must be shorter than the broker visibility timeout ({visibility_timeout()} s)",
+                }
+            ]
+        )
+
+    kwargs = contract.to_kwargs(request.args, request.kwargs)
+    result = celery_app().send_task(
+        contract.name, kwargs=kwargs, countdown=request.countdown, eta=request.eta, priority=request.priority
+    )
+    record_job(result.id, contract.name, contract.queue, delay)
+    return JobAccepted(
+        id=result.id, task=contract.name, queue=contract.queue, status_url=f"{router.prefix}/{result.id}"
+    )
+
+
+def _known(job_id: str) -> dict[str, str]:
+    record = job_record(job_id)
+    if record is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no job {job_id!r} (unknown, or expired)")
+    return record
+
+
+@router.get("/{job_id}", response_model=JobStatus)
+def get_job(job_id: str) -> JobStatus:
+    record = _known(job_id)
+    result = AsyncResult(job_id, app=celery_app())
+    state, info = result.state, result.info
+    status_ = JobStatus(
+        id=job_id,
+        task=record["task"],
+        queue=record["queue"],
+        state=state,
+        submitted_at=record["submitted_at"],
+        retries=result.retries,
+    )
+    if state == states.SUCCESS:
+        status_.result = info
+        status_.date_done = result.date_done.isoformat() if result.date_done else None
+    elif state in states.PROPAGATE_STATES or isinstance(info, BaseException):
+        status_.error = JobError(type=type(info).__name__, message=str(info))
+        status_.date_done = result.date_done.isoformat() if result.date_done else None
+    elif state in PROGRESS_STATES and isinstance(info, dict):
+        status_.progress = info
+    return status_
+
+
+@router.delete("/{job_id}", response_model=JobStatus)
+def revoke_job(job_id: str, terminate: bool = Query(False, description="also stop it if already running")) -> JobStatus:
+    _known(job_id)
+    result = AsyncResult(job_id, app=celery_app())
+    if result.state in states.READY_STATES:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"job {job_id} already finished ({result.state})")
+    mark_revoked(job_id)
+    celery_app().control.revoke(job_id, terminate=terminate, signal="SIGTERM")
+    if result.state in (states.PENDING, "DEFERRED"):
+        # not started anywhere: it is revoked now, whichever worker would have received it
+        celery_app().backend.mark_as_revoked(job_id, reason="revoked via API")
+    return get_job(job_id)

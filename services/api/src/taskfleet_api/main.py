@@ -1,0 +1,48 @@
+"""The FastAPI application: ``uvicorn --factory taskfleet_api.main:create_api``."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request, status
+from fastapi.responses import JSONResponse
+from taskfleet_core.settings import load_settings
+from taskfleet_core.valkey import client
+
+from taskfleet_api import catalog, jobs
+from taskfleet_api.limits import BodySizeLimit
+
+log = logging.getLogger("taskfleet.api")
+
+
+def create_api() -> FastAPI:
+    settings = load_settings()
+    api = FastAPI(
+        title="Taskfleet job API",
+        version="0.1.0",
+        description="Submit background jobs by contract name, follow their progress, revoke them.",
+    )
+    api.include_router(jobs.router)
+    api.include_router(catalog.router)
+    api.add_middleware(BodySizeLimit, max_bytes=settings.api_max_body_bytes)
+
+    @api.get("/healthz", tags=["health"])
+    def healthz() -> dict[str, str]:
+        """The process is alive (no dependencies checked: a liveness probe)."""
+        return {"status": "ok"}
+
+    @api.get("/readyz", tags=["health"])
+    def readyz() -> JSONResponse:
+        """The broker is reachable (a readiness probe)."""
+        try:
+            client().ping()
+        except Exception as exc:  # any failure means: not ready
+            return JSONResponse({"status": "unavailable", "broker": str(exc)}, status.HTTP_503_SERVICE_UNAVAILABLE)
+        return JSONResponse({"status": "ok", "broker": "ok"})
+
+    @api.exception_handler(Exception)
+    async def internal_error(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return JSONResponse({"detail": "internal error"}, status.HTTP_500_INTERNAL_SERVER_ERROR)
+
+    return api

@@ -1,0 +1,69 @@
+"""Request and response bodies of the job API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class JobRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    task: str = Field(min_length=1, max_length=200, description="contract name, see GET /api/v1/tasks")
+    args: list[Any] = Field(default_factory=list, max_length=50)
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+    countdown: float | None = Field(None, ge=0, description="seconds to wait before running")
+    eta: datetime | None = Field(None, description="run at (timezone-aware ISO 8601)")
+    priority: int | None = Field(None, ge=0, le=9, description="0 is the highest on Valkey")
+
+    @model_validator(mode="after")
+    def _one_delay(self) -> JobRequest:
+        if self.countdown is not None and self.eta is not None:
+            raise ValueError("give countdown or eta, not both")
+        if self.eta is not None and self.eta.tzinfo is None:
+            raise ValueError("eta must carry a timezone, e.g. 2026-01-01T02:00:00Z")
+        return self
+
+
+class JobAccepted(BaseModel):
+    id: str
+    task: str
+    queue: str
+    state: str = "PENDING"
+    status_url: str
+
+
+class JobError(BaseModel):
+    type: str
+    message: str
+
+
+class JobStatus(BaseModel):
+    id: str
+    task: str
+    queue: str
+    state: str
+    submitted_at: str
+    progress: dict[str, Any] | None = None
+    result: Any = None
+    error: JobError | None = None
+    retries: int | None = None
+    date_done: str | None = None
+
+
+class TaskInfo(BaseModel):
+    name: str
+    queue: str
+    description: str
+    args_schema: dict[str, Any]
+
+
+class QueueInfo(BaseModel):
+    name: str
+    purpose: str
+    rate_limit: str | None
+    waiting: int
+    waiting_by_priority: dict[str, int]
+    in_flight: int
