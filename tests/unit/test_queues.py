@@ -1,0 +1,62 @@
+"""The queue registry and the worker settings table of seed 000 (with the documented departures)."""
+
+import pytest
+from kombu import Queue
+from taskfleet_core.celery_app import create_app, queue_for_task
+from taskfleet_core.queues import QUEUES, TASK_ROUTE_PATTERNS, visibility_timeout
+
+
+def test_four_queues_with_direct_exchanges_and_seed_rate_limits() -> None:
+    assert list(QUEUES) == ["default", "matching", "email", "sync"]
+    for spec in QUEUES.values():
+        queue: Queue = spec.kombu_queue()
+        assert queue.exchange.name == spec.name and queue.exchange.type == "direct"
+        assert queue.routing_key == spec.name
+    assert {name: str(q.rate_limit) if q.rate_limit else None for name, q in QUEUES.items()} == {
+        "default": None,
+        "matching": None,
+        "email": "30/m",
+        "sync": "10/m",
+    }
+
+
+def test_retry_policies_back_off_exponentially_with_jitter_and_a_cap() -> None:
+    for spec in QUEUES.values():
+        options = spec.retry.celery_options()
+        assert options["retry_jitter"] is True
+        assert 0 < options["retry_backoff"] < options["retry_backoff_max"]
+        assert 0 < options["max_retries"] <= 5
+
+
+@pytest.mark.parametrize("consumer", [None, "email"])
+def test_worker_settings_table(consumer: str | None) -> None:
+    conf = create_app("t", consumer_queue=consumer).conf
+    assert conf.task_serializer == "json" and conf.result_serializer == "json"
+    assert conf.accept_content == ["json"]  # pickle refused
+    assert conf.result_expires == 3600
+    assert conf.task_time_limit == 1800 and conf.task_soft_time_limit == 1500
+    assert conf.worker_concurrency == 4
+    assert conf.worker_prefetch_multiplier == 1  # seed says 4: see queues.py docstring
+    assert conf.task_acks_late is True and conf.task_reject_on_worker_lost is True
+    assert conf.timezone == "UTC" and conf.enable_utc is True
+
+
+def test_visibility_timeout_is_twice_the_hard_limit_everywhere() -> None:
+    assert visibility_timeout() >= 2 * max(q.time_limit for q in QUEUES.values())
+    conf = create_app("t", consumer_queue="sync").conf
+    assert conf.broker_transport_options["visibility_timeout"] == visibility_timeout()
+    assert conf.result_backend_transport_options["visibility_timeout"] == visibility_timeout()
+    assert conf.visibility_timeout == visibility_timeout()
+
+
+def test_each_worker_keeps_its_own_unacked_keys() -> None:
+    keys = {create_app("t", consumer_queue=q).conf.broker_transport_options["unacked_index_key"] for q in QUEUES}
+    assert keys == {f"unacked_index:{q}" for q in QUEUES}
+
+
+def test_seed_route_patterns_for_uncontracted_names() -> None:
+    assert set(TASK_ROUTE_PATTERNS.values()) <= set(QUEUES)
+    assert queue_for_task("matching.something_new") == "matching"
+    assert queue_for_task("email.something_new") == "email"
+    assert queue_for_task("pipeline.something_new") == "sync"
+    assert queue_for_task("unrouted.task") == "default"
