@@ -1,0 +1,163 @@
+{{/* Names, labels, images and the fleet's shared environment. Helpers are named taskfleet.<noun>. */}}
+
+{{- define "taskfleet.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "taskfleet.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "taskfleet.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Selector labels. IMPORTANT: selectors are immutable; changing these blocks future upgrades.
+Call with (dict "ctx" $ "component" "api").
+*/}}
+{{- define "taskfleet.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "taskfleet.name" .ctx }}
+app.kubernetes.io/instance: {{ .ctx.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{/* Standard labels for an object of a component. Call with (dict "ctx" $ "component" "api"). */}}
+{{- define "taskfleet.labels" -}}
+{{ include "taskfleet.selectorLabels" . }}
+helm.sh/chart: {{ include "taskfleet.chart" .ctx }}
+app.kubernetes.io/version: {{ .ctx.Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .ctx.Release.Service }}
+app.kubernetes.io/part-of: taskfleet
+{{- with .ctx.Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/* Pod labels: standard labels plus the marker the Valkey NetworkPolicy admits. */}}
+{{- define "taskfleet.podLabels" -}}
+{{ include "taskfleet.labels" . }}
+taskfleet.io/valkey-client: "true"
+{{- end }}
+
+{{- define "taskfleet.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "taskfleet.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* Image of a service: (dict "ctx" $ "service" "api"). */}}
+{{- define "taskfleet.image" -}}
+{{- printf "%s/taskfleet-%s:%s" .ctx.Values.image.registry .service (default .ctx.Chart.AppVersion .ctx.Values.image.tag) }}
+{{- end }}
+
+{{/* A queue entry with workerDefaults filled in: (dict "ctx" $ "queue" $queue) -> YAML; use with fromYaml. */}}
+{{- define "taskfleet.queue" -}}
+{{- $q := mergeOverwrite (deepCopy .ctx.Values.workerDefaults) (deepCopy .queue) }}
+{{- if not (int $q.listLength) }}
+{{- $_ := set $q "listLength" $q.concurrency }}
+{{- end }}
+{{- toYaml $q }}
+{{- end }}
+
+{{- define "taskfleet.valkey.fullname" -}}
+{{- printf "%s-valkey" (include "taskfleet.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "taskfleet.valkey.host" -}}
+{{- if .Values.valkey.enabled }}
+{{- printf "%s.%s.svc" (include "taskfleet.valkey.fullname" .) .Release.Namespace }}
+{{- else }}
+{{- .Values.valkey.external.host }}
+{{- end }}
+{{- end }}
+
+{{- define "taskfleet.valkey.secretName" -}}
+{{- default (include "taskfleet.valkey.fullname" .) .Values.valkey.auth.existingSecret }}
+{{- end }}
+
+{{- define "taskfleet.valkey.tls" -}}
+{{- and (not .Values.valkey.enabled) .Values.valkey.external.tls.enabled }}
+{{- end }}
+
+{{/* Environment every fleet container shares: Valkey URL with the password from its Secret, database, settings. */}}
+{{- define "taskfleet.env" -}}
+- name: VALKEY_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "taskfleet.valkey.secretName" . }}
+      key: {{ .Values.valkey.auth.secretKey }}
+- name: REDIS_URL
+  value: {{ printf "%s://:$(VALKEY_PASSWORD)@%s:%d/%d" (ternary "rediss" "redis" (eq (include "taskfleet.valkey.tls" .) "true")) (include "taskfleet.valkey.host" .) (int .Values.valkey.port) (int .Values.valkey.database) | quote }}
+- name: DATABASE_URL
+{{- if .Values.database.existingSecret }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.database.existingSecret }}
+      key: {{ .Values.database.secretKey }}
+{{- else }}
+  value: {{ .Values.database.url | quote }}
+{{- end }}
+- name: LOG_LEVEL
+  value: {{ .Values.config.logLevel | quote }}
+- name: CELERY_BEAT_SCHEDULE_ENABLED
+  value: {{ .Values.config.beatScheduleEnabled | quote }}
+- name: PIPELINE_SYNC_INTERVAL_HOURS
+  value: {{ .Values.config.pipelineSyncIntervalHours | quote }}
+- name: SYNC_SCHEDULE_HOUR
+  value: {{ .Values.config.syncScheduleHour | quote }}
+- name: WORKER_HEALTH_DIR
+  value: {{ .Values.health.dir | quote }}
+- name: WORKER_HEARTBEAT_INTERVAL_SECONDS
+  value: {{ .Values.health.heartbeatIntervalSeconds | quote }}
+- name: WORKER_HEARTBEAT_MAX_AGE_SECONDS
+  value: {{ .Values.health.heartbeatMaxAgeSeconds | quote }}
+- name: BEAT_SCHEDULE_FILE
+  value: /tmp/celerybeat-schedule
+- name: METRICS_PORT
+  value: {{ .Values.metrics.port | quote }}
+{{- with .Values.config.extraEnv }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/* Pod-level settings shared by every fleet pod. */}}
+{{- define "taskfleet.podSpecCommon" -}}
+serviceAccountName: {{ include "taskfleet.serviceAccountName" . }}
+automountServiceAccountToken: false
+securityContext:
+  {{- toYaml .Values.podSecurityContext | nindent 2 }}
+{{- with .Values.imagePullSecrets }}
+imagePullSecrets:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}
+
+{{/* The emptyDir volumes a read-only root filesystem needs. */}}
+{{- define "taskfleet.tmpVolume" -}}
+- name: tmp
+  emptyDir:
+    sizeLimit: 256Mi
+{{- end }}
+
+{{- define "taskfleet.tmpMount" -}}
+- name: tmp
+  mountPath: /tmp
+{{- end }}
+
+{{/* Exec probe command of the health CLI: (dict "check" "live" "name" "worker-default"). */}}
+{{- define "taskfleet.probeCommand" -}}
+exec:
+  command: ["python", "-m", "taskfleet_core.probes", {{ .check | quote }}, "--name", {{ .name | quote }}]
+{{- end }}

@@ -1,0 +1,55 @@
+{{/*
+Rules that span several values (values.schema.json checks each value alone). Every broken rule adds a message
+naming the key and the fix; the chart then fails once, listing them all.
+*/}}
+{{- define "taskfleet.validateValues" -}}
+{{- $errors := list }}
+{{- $seen := dict }}
+{{- range $i, $raw := .Values.queues }}
+{{- $name := $raw.name | default "" }}
+{{- if not $name }}
+{{- $errors = append $errors (printf "queues[%d]: has no name; set queues[%d].name to the registry's queue name (taskfleet_core.queues.QUEUES)" $i $i) }}
+{{- else }}
+{{- if hasKey $seen $name }}
+{{- $errors = append $errors (printf "queues[%d]: queue %q is listed twice; keep one entry per queue" $i $name) }}
+{{- end }}
+{{- $_ := set $seen $name true }}
+{{- $q := include "taskfleet.queue" (dict "ctx" $ "queue" $raw) | fromYaml }}
+{{- $where := printf "queues[%d] (%s)" $i $name }}
+{{- if lt (int $q.maxReplicaCount) (int $q.minReplicaCount) }}
+{{- $errors = append $errors (printf "%s: maxReplicaCount %d is below minReplicaCount %d; raise maxReplicaCount or lower minReplicaCount" $where (int $q.maxReplicaCount) (int $q.minReplicaCount)) }}
+{{- end }}
+{{- if ge (int $q.softTimeLimit) (int $q.timeLimit) }}
+{{- $errors = append $errors (printf "%s: softTimeLimit %d must be below timeLimit %d" $where (int $q.softTimeLimit) (int $q.timeLimit)) }}
+{{- end }}
+{{- $minGrace := add (int $q.timeLimit) (int $q.graceMarginSeconds) }}
+{{- if lt (int $q.terminationGracePeriodSeconds) (int $minGrace) }}
+{{- $errors = append $errors (printf "%s: terminationGracePeriodSeconds %d is shorter than timeLimit %d + graceMarginSeconds %d; set it to at least %d so a warm shutdown can finish running tasks" $where (int $q.terminationGracePeriodSeconds) (int $q.timeLimit) (int $q.graceMarginSeconds) $minGrace) }}
+{{- end }}
+{{- if le (int $q.cooldownPeriod) (int $q.terminationGracePeriodSeconds) }}
+{{- $errors = append $errors (printf "%s: cooldownPeriod %d must be longer than terminationGracePeriodSeconds %d; raise cooldownPeriod" $where (int $q.cooldownPeriod) (int $q.terminationGracePeriodSeconds)) }}
+{{- end }}
+{{- if le (int $q.scaleDown.stabilizationWindowSeconds) (int $q.terminationGracePeriodSeconds) }}
+{{- $errors = append $errors (printf "%s: scaleDown.stabilizationWindowSeconds %d must be longer than terminationGracePeriodSeconds %d; raise it" $where (int $q.scaleDown.stabilizationWindowSeconds) (int $q.terminationGracePeriodSeconds)) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- if not .Values.queues }}
+{{- $errors = append $errors "queues: the list is empty; list every queue of the registry" }}
+{{- end }}
+{{- if and (not .Values.valkey.enabled) (not .Values.valkey.external.host) }}
+{{- $errors = append $errors "valkey: valkey.enabled is false but valkey.external.host is empty; set the external host or enable the in-chart Valkey" }}
+{{- end }}
+{{- if and .Values.valkey.enabled .Values.valkey.external.host }}
+{{- $errors = append $errors "valkey: both valkey.enabled and valkey.external.host are set; choose one" }}
+{{- end }}
+{{- if and .Values.flower.enabled (not .Values.flower.basicAuth.existingSecret) }}
+{{- $errors = append $errors "flower: flower.enabled needs flower.basicAuth.existingSecret (a Secret with key `auth` = user:password); Flower never runs without auth" }}
+{{- end }}
+{{- if and .Values.api.hpa.enabled (lt (int .Values.api.hpa.maxReplicas) (int .Values.api.hpa.minReplicas)) }}
+{{- $errors = append $errors (printf "api.hpa: maxReplicas %d is below minReplicas %d" (int .Values.api.hpa.maxReplicas) (int .Values.api.hpa.minReplicas)) }}
+{{- end }}
+{{- if $errors }}
+{{- fail (printf "\n\nVALUES VALIDATION:\n  %s\n" (join "\n  " $errors)) }}
+{{- end }}
+{{- end }}
