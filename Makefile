@@ -24,3 +24,7 @@ lint: bootstrap
 format:
 	uv run ruff format .
 	uv run ruff check --fix .
+
+.PHONY: bench
+bench: bootstrap  ## fleet worker vs bare Celery: throughput and memory ratios
+	uv run python bench/bench_worker.py
