@@ -5,8 +5,14 @@ import os
 from celery import Celery
 
 app = Celery("bare", broker=os.environ["REDIS_URL"], backend=os.environ["REDIS_URL"])
-app.conf.update(task_acks_late=True, worker_prefetch_multiplier=1, task_serializer="json",
-                accept_content=["json"], task_default_queue="default", result_expires=3600)
+app.conf.update(
+    task_acks_late=True,
+    worker_prefetch_multiplier=1,
+    task_serializer="json",
+    accept_content=["json"],
+    task_default_queue="default",
+    result_expires=3600,
+)
 
 
 @app.task(name="bare.noop")

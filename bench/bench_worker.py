@@ -43,10 +43,16 @@ def run(label: str, worker_cmd: list[str], task: str, jobs: int, env: dict[str, 
     drained = time.perf_counter()
     busy_rss = rss_mib(proc.process.pid)
     proc.stop()
-    figures = {"tasks_per_s": jobs / (drained - started), "enqueue_per_s": jobs / (enqueued - started),
-               "idle_rss_mib": idle_rss, "busy_rss_mib": busy_rss}
-    print(f"{label:>6}: {figures['tasks_per_s']:8.1f} tasks/s  enqueue {figures['enqueue_per_s']:8.1f}/s  "
-          f"RSS idle {idle_rss:6.1f} MiB  after load {busy_rss:6.1f} MiB")
+    figures = {
+        "tasks_per_s": jobs / (drained - started),
+        "enqueue_per_s": jobs / (enqueued - started),
+        "idle_rss_mib": idle_rss,
+        "busy_rss_mib": busy_rss,
+    }
+    print(
+        f"{label:>6}: {figures['tasks_per_s']:8.1f} tasks/s  enqueue {figures['enqueue_per_s']:8.1f}/s  "
+        f"RSS idle {idle_rss:6.1f} MiB  after load {busy_rss:6.1f} MiB"
+    )
     return figures
 
 
@@ -59,19 +65,33 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         redis = RedisServer(work / "redis").start()
-        env = {**os.environ, "REDIS_URL": redis.url, "DATABASE_URL": f"sqlite+aiosqlite:///{work}/db.sqlite",
-               "LOG_LEVEL": "INFO", "PYTHONPATH": str(Path(__file__).parent)}
+        env = {
+            **os.environ,
+            "REDIS_URL": redis.url,
+            "DATABASE_URL": f"sqlite+aiosqlite:///{work}/db.sqlite",
+            "LOG_LEVEL": "INFO",
+            "PYTHONPATH": str(Path(__file__).parent),
+        }
         try:
             conc = ["--concurrency", str(args.concurrency)]
-            bare = run("bare", ["celery", "-A", "bare_app", "worker", "-Q", "default", "-l", "info", *conc],
-                       "bare.noop", args.jobs, env, work / "bare.log")
-            fleet = run("fleet", ["taskfleet_worker_default", *conc], "maintenance.canary", args.jobs, env,
-                        work / "fleet.log")
+            bare = run(
+                "bare",
+                ["celery", "-A", "bare_app", "worker", "-Q", "default", "-l", "info", *conc],
+                "bare.noop",
+                args.jobs,
+                env,
+                work / "bare.log",
+            )
+            fleet = run(
+                "fleet", ["taskfleet_worker_default", *conc], "maintenance.canary", args.jobs, env, work / "fleet.log"
+            )
         finally:
             redis.stop()
-    print(f"ratio fleet/bare: throughput {fleet['tasks_per_s'] / bare['tasks_per_s']:.2f}x, "
-          f"memory after load {fleet['busy_rss_mib'] / bare['busy_rss_mib']:.2f}x "
-          f"({args.jobs} jobs, concurrency {args.concurrency}, {os.cpu_count()} CPUs)")
+    print(
+        f"ratio fleet/bare: throughput {fleet['tasks_per_s'] / bare['tasks_per_s']:.2f}x, "
+        f"memory after load {fleet['busy_rss_mib'] / bare['busy_rss_mib']:.2f}x "
+        f"({args.jobs} jobs, concurrency {args.concurrency}, {os.cpu_count()} CPUs)"
+    )
 
 
 if __name__ == "__main__":
