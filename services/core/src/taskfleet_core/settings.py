@@ -37,6 +37,11 @@ class Settings(BaseSettings):
 
     api_max_body_bytes: int = Field(64 * 1024, ge=1024, description="Largest accepted request body")
     beat_schedule_file: Path = Field(Path("./var/celerybeat-schedule"), description="Beat's local state file")
+    beat_lock_ttl_seconds: int = Field(60, ge=3, description="Beat leader lock TTL; a standby takes over within it")
+    beat_canary_interval_seconds: float = Field(0, ge=0, description="Extra health-check entry every N s (0: off)")
+    worker_health_dir: Path = Field(Path("./var/health"), description="Heartbeat and ready files for the probes")
+    worker_heartbeat_interval_seconds: float = Field(10, gt=0, description="Seconds between heartbeat refreshes")
+    worker_heartbeat_max_age_seconds: float = Field(60, gt=0, description="Older heartbeat fails liveness")
     log_level: str = "INFO"
 
     @field_validator("redis_url")
