@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import sys
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AnyUrl, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -43,6 +44,9 @@ class Settings(BaseSettings):
     worker_heartbeat_interval_seconds: float = Field(10, gt=0, description="Seconds between heartbeat refreshes")
     worker_heartbeat_max_age_seconds: float = Field(60, gt=0, description="Older heartbeat fails liveness")
     log_level: str = "INFO"
+    log_format: Literal["text", "json"] = Field("text", description="json: one object a line, with trace/task ids")
+    metrics_port: int | None = Field(None, ge=1, le=65535, description="Serve Prometheus /metrics here (unset: off)")
+    metrics_addr: str = Field("0.0.0.0", description="Address the metrics endpoint binds (127.0.0.1 locally)")
 
     @field_validator("redis_url")
     @classmethod
