@@ -1,0 +1,55 @@
+"""In-flight work is countable per queue, under the very key the queue's ScaledObject reads."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import redis
+from taskfleet_core.celery_app import create_app
+from taskfleet_core.queues import QUEUES
+from taskfleet_core.settings import load_settings
+
+from tests.chart.render import by_name, render_scenario
+
+
+@pytest.fixture
+def producer(k8s_env, monkeypatch):  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("REDIS_URL", k8s_env["REDIS_URL"])
+    load_settings.cache_clear()
+    yield create_app("test-k8s-producer")
+    monkeypatch.undo()
+    load_settings.cache_clear()
+
+
+def running_trigger_key(queue: str) -> str:
+    scaled = by_name(render_scenario("default"), "ScaledObject")[f"tf-taskfleet-worker-{queue}"]
+    (trigger,) = [t for t in scaled["spec"]["triggers"] if t["name"] == "running"]
+    return trigger["metadata"]["listName"]
+
+
+def wait_for(predicate, timeout: float) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not predicate():
+        time.sleep(0.05)
+    return predicate()
+
+
+def test_a_running_task_counts_in_its_own_queue_only(worker_factory, k8s_env, db: redis.Redis, producer) -> None:  # type: ignore[no-untyped-def]
+    key = running_trigger_key("default")
+    assert key == QUEUES["default"].unacked_index_key
+    worker_factory("default", "--concurrency", "1", env=k8s_env)
+
+    producer.send_task("maintenance.canary", kwargs={"sleep_seconds": 2})
+    # While it runs the list is empty (LLEN alone would say "scale to zero") but the in-flight ZSET counts it.
+    assert wait_for(lambda: db.zcard(key) == 1, timeout=15), "the running task never showed up in " + key
+    assert db.llen("default") == 0
+    for other in QUEUES.values():
+        if other.name != "default":
+            assert db.zcard(other.unacked_index_key) == 0
+            assert db.zcard(running_trigger_key(other.name)) == 0
+    assert db.zcard("unacked_index") == 0, "kombu's shared default key stays unused"
+    # KEDA's formula for the pool: (waiting + running) / listLength > activation -> the pool stays up.
+    assert sum(db.llen(k) for k in QUEUES["default"].waiting_lists()) + db.zcard(key) == 1
+
+    assert wait_for(lambda: db.zcard(key) == 0, timeout=20), "acked work must leave the in-flight count"
