@@ -28,3 +28,7 @@ format:
 .PHONY: bench
 bench: bootstrap  ## fleet worker vs bare Celery: throughput and memory ratios
 	uv run python bench/bench_worker.py
+
+.PHONY: bench-matching
+bench-matching: bootstrap  ## matching scoring throughput: companies/s and grants/s
+	uv run python bench/bench_matching.py
