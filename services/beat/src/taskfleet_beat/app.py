@@ -1,9 +1,11 @@
-"""Beat's Celery app: a producer only, with seed 000's schedule."""
+"""Beat's Celery app: a producer only, with seed 000's schedule, sending only while it holds the leader lock."""
 
 from taskfleet_core.celery_app import create_app
 from taskfleet_core.settings import load_settings
 
+from taskfleet_beat.leader import canary_schedule
 from taskfleet_beat.schedule import beat_schedule
 
 app = create_app("taskfleet-beat")
-app.conf.beat_schedule = beat_schedule(load_settings())
+app.conf.beat_schedule = beat_schedule(load_settings()) | canary_schedule(load_settings())
+app.conf.beat_scheduler = "taskfleet_beat.leader:LeaderScheduler"

@@ -1,0 +1,159 @@
+"""Exactly one Beat sends: a Valkey leader lock with a TTL, renewed while the holder ticks.
+
+``replicas: 1`` and ``strategy: Recreate`` keep a second Beat from starting in the normal case; the lock covers
+the rest (a rollout overlap, a node partition, a paused process). A Beat without the lock keeps its schedule
+moving (due entries are marked as run) but sends nothing: the leader sent them. When the leader dies the lock
+expires after its TTL; the standby sleeps until exactly then (it reads the lock's PTTL) and takes over.
+
+Like redbeat (``redbeat::lock``, extended every tick) but without moving the schedule into Valkey: seed 000's
+table stays in code, and a standby that takes over starts from the same table.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import time
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import redis
+from celery.beat import PersistentScheduler
+from taskfleet_core import constants, probes, valkey
+from taskfleet_core.contracts import contract_for
+from taskfleet_core.settings import Settings, load_settings
+
+log = logging.getLogger("taskfleet.beat.leader")
+
+#: The lock's key; its value is the holder's token (host:pid:random), so only the holder renews or frees it.
+LOCK_KEY = constants.KEY_PREFIX + "beat:leader"
+#: Probe name of Beat's heartbeat and ready files (python -m taskfleet_core.probes live --name beat).
+PROBE_NAME = "beat"
+
+_RENEW = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0"
+_RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+
+
+class LeaderLock:
+    """SET NX PX to take the lock, a compare-and-PEXPIRE to renew it, compare-and-DEL to free it."""
+
+    def __init__(self, client: redis.Redis, ttl_seconds: float, key: str = LOCK_KEY) -> None:
+        self.client = client
+        self.key = key
+        self.ttl_ms = int(ttl_seconds * 1000)
+        self.token = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        #: Monotonic time until which this process may act as leader (no later than the lock's expiry).
+        self.valid_until = 0.0
+        self._renew = client.register_script(_RENEW)
+        self._release = client.register_script(_RELEASE)
+
+    @property
+    def renew_interval(self) -> float:
+        """Renew three times per TTL: two renewals may fail before the lock lapses."""
+        return self.ttl_ms / 3000
+
+    @property
+    def held(self) -> bool:
+        return time.monotonic() < self.valid_until
+
+    def refresh(self) -> bool:
+        """Renew the lock if held, else try to take it. Any Valkey error means "not leader": stay silent."""
+        started = time.monotonic()
+        try:
+            if self.valid_until and self._renew(keys=[self.key], args=[self.token, self.ttl_ms]):
+                ok = True
+            else:
+                ok = bool(self.client.set(self.key, self.token, nx=True, px=self.ttl_ms))
+        except redis.RedisError as exc:
+            log.error("beat: cannot reach Valkey for the leader lock (%s); not sending", exc)
+            ok = False
+        # Count the TTL from before the call: the lock cannot outlive this bound.
+        self.valid_until = started + self.ttl_ms / 1000 - 0.1 if ok else 0.0
+        return ok
+
+    def holder(self) -> str | None:
+        try:
+            return self.client.get(self.key)
+        except redis.RedisError:
+            return None
+
+    def seconds_left(self) -> float:
+        """Seconds until the current holder's lock expires (0 if free or unknown)."""
+        try:
+            pttl = self.client.pttl(self.key)
+        except redis.RedisError:
+            return 0.0
+        return max(pttl, 0) / 1000
+
+    def release(self) -> None:
+        with contextlib.suppress(redis.RedisError):  # else it expires on its own
+            self._release(keys=[self.key], args=[self.token])
+        self.valid_until = 0.0
+
+
+class LeaderScheduler(PersistentScheduler):
+    """Celery's PersistentScheduler whose ``apply_entry`` sends only while this Beat holds the lock."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        settings = load_settings()
+        self.lock = LeaderLock(valkey.client(), settings.beat_lock_ttl_seconds)
+        self._leading: bool | None = None  # unknown until the first tick: log either state once
+        self._next_refresh = 0.0
+        super().__init__(*args, **kwargs)
+
+    def tick(self, *args: Any, **kwargs: Any) -> float:
+        now = time.monotonic()
+        if now >= self._next_refresh or not self.lock.held:
+            self._refresh(now)
+        probes.touch(probes.heartbeat_path(PROBE_NAME))
+        delay = super().tick(*args, **kwargs)
+        return min(delay, max(self._next_refresh - time.monotonic(), 0.0))
+
+    def _refresh(self, now: float) -> None:
+        leading = self.lock.refresh()
+        if leading != self._leading:
+            if leading:
+                log.info("beat: leader lock %s acquired (%s); sending due tasks", LOCK_KEY, self.lock.token)
+            else:
+                log.warning("beat: standby, %s is held by %s; not sending", LOCK_KEY, self.lock.holder())
+        self._leading = leading
+        if leading:
+            self._next_refresh = now + self.lock.renew_interval
+        else:
+            # Wake just after the holder's lock would expire: a killed leader is replaced within the TTL.
+            wait = self.lock.seconds_left() + 0.05
+            self._next_refresh = now + min(max(wait, 0.05), self.lock.renew_interval)
+        probes.touch(probes.ready_path(PROBE_NAME))
+
+    def apply_entry(self, entry: Any, producer: Any = None) -> None:
+        if not self.lock.held:
+            log.debug("beat: standby, skipping %s (the leader sends it)", entry.name)
+            return
+        super().apply_entry(entry, producer=producer)
+
+    def close(self) -> None:
+        super().close()
+        self.lock.release()
+        probes.discard(probes.ready_path(PROBE_NAME))
+
+
+def canary_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
+    """An extra ``maintenance.health_check`` every BEAT_CANARY_INTERVAL_SECONDS (off at 0).
+
+    Seed 000's table is untouched; this lets tests and operators see within seconds which Beat sends.
+    """
+    interval = settings.beat_canary_interval_seconds
+    if not interval:
+        return {}
+    contract = contract_for("maintenance.health_check")
+    return {
+        "beat-canary": {
+            "task": contract.name,
+            "schedule": timedelta(seconds=interval),
+            "kwargs": {},
+            "options": {"queue": contract.queue},
+        }
+    }

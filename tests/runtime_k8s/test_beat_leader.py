@@ -1,0 +1,75 @@
+"""Two real Beat processes on one Valkey: exactly one sends; after SIGKILL the other takes over within the TTL."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from pathlib import Path
+
+import redis
+
+from tests.runtime_k8s.conftest import probe
+from tests.support.processes import ServiceProcess
+
+TTL = 3
+CANARY = 0.5
+ACQUIRED = "leader lock taskfleet:beat:leader acquired"
+
+
+def start_beat(env: dict[str, str], tmp: Path, name: str) -> ServiceProcess:
+    beat_env = {
+        **env,
+        "CELERY_BEAT_SCHEDULE_ENABLED": "false",  # seed 000's table fires hourly at best; the canary fires fast
+        "BEAT_CANARY_INTERVAL_SECONDS": str(CANARY),
+        "BEAT_LOCK_TTL_SECONDS": str(TTL),
+        "BEAT_SCHEDULE_FILE": str(tmp / name / "celerybeat-schedule"),
+        "WORKER_HEALTH_DIR": str(tmp / name / "health"),
+    }
+    return ServiceProcess("taskfleet_beat", tmp / f"{name}.log", beat_env).start(ready_marker="beat: Starting")
+
+
+def senders(db: redis.Redis) -> list[str]:
+    """The origin (pid@host of the sending process) of every message Beat put on the default queue."""
+    return [json.loads(raw)["headers"]["origin"] for raw in reversed(db.lrange("default", 0, -1))]
+
+
+def pid_of(proc: ServiceProcess) -> str:
+    assert proc.process is not None
+    return f"gen{proc.process.pid}@"
+
+
+def test_one_beat_sends_and_a_standby_takes_over_after_sigkill(k8s_env, db: redis.Redis, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    first = start_beat(k8s_env, tmp_path, "beat-a")
+    second = None
+    try:
+        first.wait_for(ACQUIRED, timeout=15)
+        second = start_beat(k8s_env, tmp_path, "beat-b")
+        second.wait_for("beat: standby", timeout=15)
+
+        # Both run for longer than the TTL: renewals keep the first in charge, the second stays silent.
+        time.sleep(TTL + 1.5)
+        sent = senders(db)
+        assert len(sent) >= 5, sent
+        assert all(origin.startswith(pid_of(first)) for origin in sent), sent
+        assert "Sending due task" not in second.log()
+        assert probe({**second.env}, "live", "beat").returncode == 0, "a standby is alive and ticking"
+
+        before = len(sent)
+        first.signal(signal.SIGKILL)
+        killed_at = time.monotonic()
+        second.wait_for(ACQUIRED, timeout=TTL + 5)
+        took_over = time.monotonic() - killed_at
+        # The lock lapses at most TTL after the kill; the standby wakes at its expiry (it reads PTTL).
+        assert took_over <= TTL + 0.5, f"took over after {took_over:.2f}s"
+
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and len(senders(db)) < before + 2:
+            time.sleep(0.1)
+        after = senders(db)[before:]
+        assert len(after) >= 2 and all(origin.startswith(pid_of(second)) for origin in after), after
+    finally:
+        first.stop()
+        if second is not None:
+            second.stop()
+    assert db.get("taskfleet:beat:leader") is None, "a Beat that stops cleanly frees the lock"
