@@ -1,0 +1,117 @@
+"""The six service images, checked without a Docker engine.
+
+Static: each Dockerfile is multi-stage, installs its own member with ``uv sync --frozen --package``, runs as a
+non-root user with an exec-form entrypoint (the process gets SIGTERM itself). Dynamic: the Dockerfile's own
+``uv sync`` lines run in a copy of the build context, and the result holds that service and its dependencies only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.chart.render import REPO
+
+SERVICES = ["api", "beat", "worker-default", "worker-matching", "worker-email", "worker-sync"]
+#: Distributions that belong to exactly one service: no other image may carry them.
+OWN_DEPENDENCIES = {"api": {"fastapi", "uvicorn"}}
+
+
+def dockerfile(service: str) -> str:
+    return (REPO / "services" / service / "Dockerfile").read_text()
+
+
+def instructions(text: str) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) with line continuations joined and comments dropped."""
+    joined = re.sub(r"\\\n", " ", text)
+    out = []
+    for line in joined.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            word, _, rest = line.partition(" ")
+            out.append((word.upper(), rest.strip()))
+    return out
+
+
+def test_every_service_has_a_dockerfile_and_nothing_else_does() -> None:
+    found = sorted(p.parent.name for p in (REPO / "services").glob("*/Dockerfile"))
+    assert found == sorted(SERVICES)
+    members = sorted(p.parent.name for p in (REPO / "services").glob("*/pyproject.toml"))
+    assert sorted([*SERVICES, "core"]) == members, "every deployable member has an image; core is a library"
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_dockerfile_shape(service: str) -> None:
+    steps = instructions(dockerfile(service))
+    stages = [args for word, args in steps if word == "FROM"]
+    assert len(stages) >= 3 and stages[-1].endswith("AS runtime"), "multi-stage, runtime stage last"
+    assert any("python:3.11-slim" in args for word, args in steps if word == "ARG"), "slim Python base"
+    runtime = steps[[i for i, (w, _) in enumerate(steps) if w == "FROM"][-1] :]
+    runs = [args for word, args in steps if word == "RUN"]
+    package = f"taskfleet-{service}"
+    syncs = [r for r in runs if "uv sync" in r]
+    assert syncs and all("--frozen" in r and f"--package {package}" in r and "--no-dev" in r for r in syncs)
+    assert not any("uv" in args.split() for word, args in runtime if word == "RUN"), "no uv in the runtime stage"
+    assert not any(w == "COPY" and "services" in a and "--from" not in a for w, a in runtime), "no sources at runtime"
+    (user,) = [args for word, args in runtime if word == "USER"]
+    assert user.split(":")[0] not in {"0", "root"} and int(user.split(":")[0]) >= 1000
+    entry = [args for word, args in runtime if word == "ENTRYPOINT"]
+    assert len(entry) == 1 and json.loads(entry[0]), "exec-form ENTRYPOINT: the service is PID 1"
+    argv = json.loads(entry[0])
+    assert argv[0] in {"python", "uvicorn"} and "sh" not in argv[0]
+    if service != "api":
+        assert argv == ["python", "-m", f"taskfleet_{service.replace('-', '_')}"]
+    for word, args in runtime:
+        if word == "CMD":
+            assert args.startswith("["), "exec-form CMD"
+    env = " ".join(args for word, args in runtime if word == "ENV")
+    assert "PYTHONDONTWRITEBYTECODE=1" in env, "read-only root: never write .pyc at run time"
+    assert "/tmp/" in env, "writable paths point at the /tmp emptyDir"
+
+
+def test_dockerignore_sends_only_what_the_images_need() -> None:
+    lines = [line for line in (REPO / ".dockerignore").read_text().splitlines() if line and line[0] != "#"]
+    assert lines[0] == "*" and {"!pyproject.toml", "!uv.lock", "!services/"} <= set(lines)
+
+
+@pytest.fixture(scope="module")
+def build_context(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """What .dockerignore lets through: pyproject.toml, uv.lock, services/ without caches."""
+    ctx = tmp_path_factory.mktemp("context")
+    shutil.copy(REPO / "pyproject.toml", ctx)
+    shutil.copy(REPO / "uv.lock", ctx)
+    shutil.copytree(REPO / "services", ctx / "services", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    return ctx
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_the_dockerfile_uv_sync_installs_only_its_service(service: str, build_context: Path, tmp_path: Path) -> None:
+    venv = tmp_path / "venv"
+    env = {**os.environ, "UV_PROJECT_ENVIRONMENT": str(venv), "UV_LINK_MODE": "copy", "UV_PYTHON_DOWNLOADS": "never"}
+    env.pop("VIRTUAL_ENV", None)
+    for word, args in instructions(dockerfile(service)):
+        if word == "RUN" and "uv sync" in args:
+            command = args[args.index("uv sync") :]
+            subprocess.run([*command.split(), "--quiet"], cwd=build_context, env=env, check=True, timeout=180)
+    site = next(venv.glob("lib/python*/site-packages"))
+    installed = {p.name.split("-")[0].lower() for p in site.glob("*.dist-info")}
+    ours = {name for name in installed if name.startswith("taskfleet")}
+    assert ours == {"taskfleet_core", f"taskfleet_{service.replace('-', '_')}"}
+    for owner, names in OWN_DEPENDENCIES.items():
+        if owner != service:
+            assert not names & installed, f"{service} image carries {names & installed} of {owner}"
+    assert "pytest" not in installed and "ruff" not in installed, "no dev dependencies"
+    # Not editable: the venv works without the sources (the runtime stage copies only the venv).
+    module = f"taskfleet_{service.replace('-', '_')}"
+    probe = f"import {module}, taskfleet_core.probes; print({module}.__file__)"
+    result = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", probe], cwd="/", env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(str(site))
