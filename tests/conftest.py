@@ -16,6 +16,9 @@ from tests.support.processes import ServiceProcess, start_worker
 from tests.support.redis_server import RedisServer
 from tests.support.smtp_server import SmtpServer
 
+#: The bearer token the tests' API clients send.
+API_TEST_TOKEN = "test-token-0123456789"
+
 
 @pytest.fixture(scope="session")
 def session_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -46,6 +49,7 @@ def fleet_env(redis_server: RedisServer, smtp_server: SmtpServer, session_dir: P
         "SMTP_PORT": str(smtp_server.port),
         "SMTP_TIMEOUT_SECONDS": "5",
         "BEAT_SCHEDULE_FILE": str(session_dir / "celerybeat-schedule"),
+        "API_TOKENS": f"{API_TEST_TOKEN},rotated-out-token",  # mutating API calls need one (taskfleet_api.auth)
     }
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)

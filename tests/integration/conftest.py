@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.conftest import API_TEST_TOKEN
 from tests.support.processes import ServiceProcess, start_worker
 
 
@@ -40,5 +41,5 @@ def workers(fleet_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory)
 def api(fleet_env: dict[str, str]) -> Iterator[TestClient]:
     from taskfleet_api.main import create_api
 
-    with TestClient(create_api()) as client:
+    with TestClient(create_api(), headers={"Authorization": f"Bearer {API_TEST_TOKEN}"}) as client:
         yield client

@@ -6,12 +6,13 @@ from datetime import UTC, datetime
 
 from celery import states
 from celery.result import AsyncResult
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, Depends, HTTPException, Query, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from taskfleet_core.contracts import CONTRACTS
 from taskfleet_core.queues import visibility_timeout
 
+from taskfleet_api.auth import require_write
 from taskfleet_api.producer import celery_app, job_record, mark_revoked, record_job
 from taskfleet_api.schemas import JobAccepted, JobError, JobRequest, JobStatus
 
@@ -31,7 +32,9 @@ def _contract_errors(exc: ValidationError) -> RequestValidationError:
     return RequestValidationError(errors)
 
 
-@router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=JobAccepted)
+@router.post(
+    "", status_code=status.HTTP_202_ACCEPTED, response_model=JobAccepted, dependencies=[Depends(require_write)]
+)
 def submit_job(request: JobRequest) -> JobAccepted:
     contract = CONTRACTS.get(request.task)
     if contract is None:
@@ -100,7 +103,7 @@ def get_job(job_id: str) -> JobStatus:
     return status_
 
 
-@router.delete("/{job_id}", response_model=JobStatus)
+@router.delete("/{job_id}", response_model=JobStatus, dependencies=[Depends(require_write)])
 def revoke_job(job_id: str, terminate: bool = Query(False, description="also stop it if already running")) -> JobStatus:
     _known(job_id)
     result = AsyncResult(job_id, app=celery_app())

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 
-from fastapi import FastAPI, Request, status
+from fastapi import Depends, FastAPI, Request, status
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from taskfleet_core.settings import load_settings
 from taskfleet_core.valkey import client
 
-from taskfleet_api import catalog, jobs
+from taskfleet_api import catalog, dlq, jobs
+from taskfleet_api.auth import TokenAuth, require_read
 from taskfleet_api.limits import BodySizeLimit
 
 log = logging.getLogger("taskfleet.api")
@@ -22,8 +24,13 @@ def create_api() -> FastAPI:
         version="0.1.0",
         description="Submit background jobs by contract name, follow their progress, revoke them.",
     )
-    api.include_router(jobs.router)
-    api.include_router(catalog.router)
+    api.state.auth = TokenAuth(settings)  # mutating routes require a token; read-only ones if configured
+    api.include_router(jobs.router, dependencies=[Depends(require_read)])
+    api.include_router(catalog.router, dependencies=[Depends(require_read)])
+    api.include_router(dlq.router, dependencies=[Depends(require_read)])
+    if settings.api_cors_origins:  # CORS stays off unless origins are listed explicitly
+        origins = [o.strip() for o in settings.api_cors_origins.split(",") if o.strip()]
+        api.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST", "DELETE"])
     api.add_middleware(BodySizeLimit, max_bytes=settings.api_max_body_bytes)
 
     @api.get("/healthz", tags=["health"])

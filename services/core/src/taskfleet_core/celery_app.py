@@ -39,9 +39,13 @@ def route_task(name: str, args: Any, kwargs: Any, options: Any, task: Any = None
 def create_app(main: str, *, consumer_queue: str | None = None) -> Celery:
     """A configured app. ``consumer_queue`` is set for a worker: it then keeps its own unacked keys."""
     settings = load_settings()
-    vt = visibility_timeout()
+    vt = settings.broker_visibility_timeout_seconds or visibility_timeout()
     spec = QUEUES[consumer_queue or DEFAULT_QUEUE]
     transport: dict[str, Any] = {"visibility_timeout": vt}
+    if settings.broker_unacked_restore_seconds:
+        # kombu scans for expired unacked messages every interval x throttle seconds (10 x 10 by default)
+        restore = settings.broker_unacked_restore_seconds
+        transport |= {"unacked_restore_interval": restore, "unacked_restore_throttle": 1}
     if consumer_queue is not None:
         # Per-queue in-flight bookkeeping: ZCARD unacked_index:<queue> is this queue's running work,
         # which KEDA and the API can count without mixing queues.
@@ -90,4 +94,8 @@ def create_app(main: str, *, consumer_queue: str | None = None) -> Celery:
         worker_hijack_root_logger=True,
         beat_schedule_filename=str(settings.beat_schedule_file),
     )
+    if consumer_queue is not None:
+        # unknown, malformed and undecodable messages are dead-lettered, not only logged and dropped
+        app.conf.worker_consumer = "taskfleet_core.message_guard:GuardedConsumer"
+        app.conf.broker_transport = "taskfleet_core.transport:Transport"  # non-envelope list items too
     return app

@@ -43,6 +43,19 @@ class Settings(BaseSettings):
     worker_health_dir: Path = Field(Path("./var/health"), description="Heartbeat and ready files for the probes")
     worker_heartbeat_interval_seconds: float = Field(10, gt=0, description="Seconds between heartbeat refreshes")
     worker_heartbeat_max_age_seconds: float = Field(60, gt=0, description="Older heartbeat fails liveness")
+    broker_visibility_timeout_seconds: int | None = Field(
+        None, ge=1, description="Override of 2 x task time limit; only chaos tests shorten it to see redelivery"
+    )
+    broker_unacked_restore_seconds: int | None = Field(
+        None, ge=1, description="Sweep for expired unacked messages every N s (kombu default: about every 100 s)"
+    )
+    rate_limit_time_scale: float = Field(
+        1.0, gt=0, le=1, description="Shrinks rate-limit windows (0.1: 30/min becomes 30/6 s); compressed-time tests"
+    )
+    api_tokens: str = Field("", description="Bearer tokens, comma-separated (several for rotation); from a Secret")
+    api_auth_required: bool = Field(True, description="Refuse mutating requests when no token is configured")
+    api_auth_read_only: bool = Field(False, description="Also require a token for read-only endpoints")
+    api_cors_origins: str = Field("", description="Comma-separated allowed CORS origins; empty: CORS off")
     log_level: str = "INFO"
     log_format: Literal["text", "json"] = Field("text", description="json: one object a line, with trace/task ids")
     metrics_port: int | None = Field(None, ge=1, le=65535, description="Serve Prometheus /metrics here (unset: off)")

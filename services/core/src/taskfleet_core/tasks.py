@@ -21,8 +21,10 @@ from pydantic import ValidationError
 from taskfleet_core.constants import REVOKED_KEY
 from taskfleet_core.contracts import Args, TaskContract, contract_for
 from taskfleet_core.errors import InvalidTaskArguments, PermanentError, TransientError
-from taskfleet_core.queues import QUEUES
+from taskfleet_core.message_guard import record_task_failure
+from taskfleet_core.queues import QUEUES, RateLimit
 from taskfleet_core.ratelimit import FleetRateLimiter
+from taskfleet_core.settings import load_settings
 from taskfleet_core.valkey import client
 
 log = logging.getLogger(__name__)
@@ -58,6 +60,9 @@ class FleetTask(Task):
         limit = QUEUES[self.contract.queue].rate_limit
         if limit is None:
             return
+        scale = load_settings().rate_limit_time_scale  # < 1 only in compressed-time tests
+        if scale != 1:
+            limit = RateLimit(limit.count, max(1, round(limit.per_seconds * scale)))
         wait = FleetRateLimiter(client(), self.contract.queue, limit).acquire()
         if wait <= 0:
             return
@@ -79,6 +84,11 @@ class FleetTask(Task):
             limit,
         )
         raise Ignore()
+
+    def on_failure(self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
+        """Failed for good (retries exhausted, permanent error, time limit): into the queue's DLQ."""
+        if not self.request.is_eager:
+            record_task_failure(self, exc, task_id, args, kwargs, einfo)
 
     def report_progress(self, done: int, total: int, message: str = "", **extra: Any) -> None:
         """Publish progress (``update_state``); a no-op outside a worker."""
