@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from taskfleet_core.settings import load_settings
 from taskfleet_core.valkey import client
 
-from taskfleet_api import catalog, dlq, jobs
+from taskfleet_api import catalog, dlq, jobs, observability
 from taskfleet_api.auth import TokenAuth, require_read
 from taskfleet_api.limits import BodySizeLimit
 
@@ -32,6 +32,7 @@ def create_api() -> FastAPI:
         origins = [o.strip() for o in settings.api_cors_origins.split(",") if o.strip()]
         api.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST", "DELETE"])
     api.add_middleware(BodySizeLimit, max_bytes=settings.api_max_body_bytes)
+    observability.instrument(api)  # /metrics, request metrics, tracing, JSON logs
 
     @api.get("/healthz", tags=["health"])
     def healthz() -> dict[str, str]:

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from celery import Celery
 from celery.signals import celeryd_after_setup
 
-from taskfleet_core import probes
+from taskfleet_core import probes, worker_observability
 from taskfleet_core.celery_app import create_app
 from taskfleet_core.contracts import TaskContract, contracts_of_queue
 from taskfleet_core.errors import ContractNotImplemented
@@ -55,6 +55,7 @@ def create_worker_app(queue: str, task_modules: Sequence[str]) -> Celery:
     app.conf.taskfleet_implemented = implemented
     app.conf.taskfleet_missing = missing
     probes.install(app)  # heartbeat + ready files for the Kubernetes probes
+    worker_observability.instrument(app, queue)  # metrics, traces, JSON logs
 
     @celeryd_after_setup.connect(weak=False)
     def _announce(sender, instance, conf, **_):  # type: ignore[no-untyped-def]

@@ -1,0 +1,62 @@
+"""The API's metrics, traces and logs: ``instrument(api)`` from ``create_api``.
+
+* ``/metrics``: request rate, latency and errors by route template (never the raw path,
+  whose ids would explode the series), jobs submitted by task and queue, and every
+  publish (``celery_task_sent_total{hostname="api"}``);
+* tracing (when an OTLP endpoint is set): a server span per request, and Celery's
+  producer span, whose context travels in the message headers to the worker;
+* JSON logs when ``LOG_FORMAT=json``, uvicorn's loggers included.
+"""
+
+from __future__ import annotations
+
+import time
+
+from fastapi import FastAPI, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from starlette.routing import Match
+from taskfleet_core import logs, metrics, task_metrics, tracing
+
+SERVICE = "taskfleet-api"
+
+
+def _route_of(request: Request) -> str:
+    route = request.scope.get("route")
+    if route is not None:
+        return getattr(route, "path", "unmatched")
+    for candidate in request.app.routes:  # the middleware may run before routing resolved a 404/405
+        if candidate.matches(request.scope)[0] == Match.FULL:
+            return getattr(candidate, "path", "unmatched")
+    return "unmatched"
+
+
+class HttpMetrics(BaseHTTPMiddleware):
+    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        started = time.perf_counter()
+        status = 500
+        try:
+            response = await call_next(request)
+            status = response.status_code
+            return response
+        finally:
+            route = _route_of(request)
+            metrics.HTTP_REQUESTS.labels(request.method, route, str(status)).inc()
+            metrics.HTTP_LATENCY.labels(request.method, route).observe(time.perf_counter() - started)
+
+
+def metrics_response() -> Response:
+    path = metrics.multiprocess_dir()
+    registry = metrics.multiprocess_registry(path) if path else REGISTRY  # uvicorn --workers N
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def instrument(api: FastAPI) -> None:
+    task_metrics.instrument_producer("api", count_jobs=True)
+    api.add_middleware(HttpMetrics)
+    api.add_api_route("/metrics", metrics_response, methods=["GET"], include_in_schema=False)
+    logs.configure(SERVICE, ("uvicorn", "uvicorn.error", "uvicorn.access"))
+    if tracing.configure(SERVICE):
+        from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+        FastAPIInstrumentor.instrument_app(api, exclude_spans=["receive", "send"], excluded_urls="/metrics,/healthz")

@@ -1,0 +1,88 @@
+"""OpenTelemetry tracing, configured by the standard ``OTEL_*`` variables.
+
+Off unless an OTLP endpoint is set (``OTEL_EXPORTER_OTLP_ENDPOINT`` or
+``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``) and ``OTEL_SDK_DISABLED`` is not true. The
+exporter is OTLP/HTTP (protobuf); sampler, resource, batch delays and headers come
+from the SDK's own variables.
+
+A prefork worker must call ``configure`` in each child (``worker_process_init``): the
+batch processor's thread does not survive fork. Celery's instrumentation injects the
+trace context into message headers on publish and extracts it on run, so the trace
+started by ``POST /api/v1/jobs`` continues into the worker's task span.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from opentelemetry import trace
+
+log = logging.getLogger(__name__)
+
+_provider: Any = None
+
+
+def enabled() -> bool:
+    if os.environ.get("OTEL_SDK_DISABLED", "").lower() == "true":
+        return False
+    return bool(os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
+
+
+def configure(service_name: str, *, celery: bool = True, clients: bool = True) -> bool:
+    """Install the SDK for this process; returns False (and does nothing) when tracing is off.
+
+    ``OTEL_SERVICE_NAME`` wins over ``service_name``. ``clients`` instruments redis-py,
+    HTTPX and SQLAlchemy so a task's Valkey, HTTP and database calls are child spans.
+    """
+    global _provider
+    if _provider is not None or not enabled():
+        return _provider is not None
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    os.environ.setdefault("OTEL_SERVICE_NAME", service_name)
+    provider = TracerProvider(resource=Resource.create())
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    trace.set_tracer_provider(provider)
+    _provider = provider
+    if celery:
+        from opentelemetry.instrumentation.celery import CeleryInstrumentor
+
+        CeleryInstrumentor().instrument(tracer_provider=provider)
+    if clients:
+        _instrument_clients(provider)
+    log.info("tracing on: service %s", os.environ["OTEL_SERVICE_NAME"])
+    return True
+
+
+def _instrument_clients(provider: Any) -> None:
+    from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+    from opentelemetry.instrumentation.redis import RedisInstrumentor
+    from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+
+    for instrumentor in (RedisInstrumentor(), HTTPXClientInstrumentor(), SQLAlchemyInstrumentor()):
+        if not instrumentor.is_instrumented_by_opentelemetry:
+            instrumentor.instrument(tracer_provider=provider)
+
+
+def annotate_task(task: Any) -> None:
+    """Put our task attributes on the current (task) span: id, name, queue, retry count."""
+    span = trace.get_current_span()
+    if not span.is_recording():
+        return
+    request = task.request
+    info = getattr(request, "delivery_info", None) or {}
+    span.set_attribute("taskfleet.task.id", request.id or "")
+    span.set_attribute("taskfleet.task.name", task.name)
+    span.set_attribute("taskfleet.queue", info.get("routing_key") or getattr(task, "queue", "") or "")
+    span.set_attribute("taskfleet.task.retries", int(request.retries or 0))
+
+
+def flush(timeout_millis: int = 5000) -> None:
+    """Export what is buffered (a recycled child must not take its spans with it)."""
+    if _provider is not None:
+        _provider.force_flush(timeout_millis)
