@@ -61,6 +61,22 @@ class Settings(BaseSettings):
     metrics_port: int | None = Field(None, ge=1, le=65535, description="Serve Prometheus /metrics here (unset: off)")
     metrics_addr: str = Field("0.0.0.0", description="Address the metrics endpoint binds (127.0.0.1 locally)")
 
+    # --- grant pipeline (docs/grant-pipeline.md): the real public endpoints unless pointed elsewhere ---------
+    world_bank_api_url: str = Field("https://search.worldbank.org/api/v3/projects", description="World Bank")
+    iati_api_url: str = Field("https://api.iatistandard.org/datastore", description="IATI Datastore base")
+    iati_api_key: str | None = Field(None, description="IATI subscription key (Ocp-Apim-Subscription-Key)")
+    gcf_api_url: str = Field("https://api.gcfund.org/v1", description="Green Climate Fund open data API")
+    cordis_data_url: str = Field("https://cordis.europa.eu/data", description="CORDIS bulk open data")
+    eu_portal_api_url: str = Field(
+        "https://api.tech.ec.europa.eu/search-api/prod/rest", description="EU Funding & Tenders search API"
+    )
+    eu_portal_api_key: str = Field("SEDIA", description="EU portal search API key (public)")
+    grant_sources_enabled: str = Field("cordis,eu_portal,iati,gcf,world_bank", description="sources sync_all runs")
+    grant_http_timeout_seconds: float = Field(30.0, gt=0, description="per-request timeout of source adapters")
+    grant_http_retries: int = Field(4, ge=0, le=10, description="retries of a 5xx/timeout before a source fails")
+    grant_http_backoff_seconds: float = Field(1.0, ge=0, description="first retry delay, doubled each time")
+    embedding_model: str = Field("hashing-384", description="hashing-<dim> (default) or minilm (optional extra)")
+
     @field_validator("redis_url")
     @classmethod
     def _redis_scheme(cls, value: str) -> str:
