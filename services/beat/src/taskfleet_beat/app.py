@@ -1,5 +1,6 @@
 """Beat's Celery app: a producer only, with seed 000's schedule, sending only while it holds the leader lock."""
 
+from taskfleet_core import beat_metrics
 from taskfleet_core.celery_app import create_app
 from taskfleet_core.settings import load_settings
 
@@ -9,3 +10,4 @@ from taskfleet_beat.schedule import beat_schedule
 app = create_app("taskfleet-beat")
 app.conf.beat_schedule = beat_schedule(load_settings()) | canary_schedule(load_settings())
 app.conf.beat_scheduler = "taskfleet_beat.leader:LeaderScheduler"
+beat_metrics.instrument(app)  # sends per entry, next due time, /metrics on METRICS_PORT

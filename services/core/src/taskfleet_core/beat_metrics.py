@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from celery import Celery, signals
+from celery.schedules import maybe_schedule
 from prometheus_client import REGISTRY
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -64,7 +65,8 @@ class NextSendCollector(Collector):
         now = time.time()
         for name, entry in _state["app"].conf.beat_schedule.items():
             last = datetime.fromtimestamp(_last_send.get(name, _state["started"]), UTC)
-            remaining = entry["schedule"].remaining_estimate(last).total_seconds()
+            schedule = maybe_schedule(entry["schedule"], app=_state["app"])  # a timedelta is allowed too
+            remaining = schedule.remaining_estimate(last).total_seconds()
             family.add_metric([name, entry["task"]], now + remaining)
         yield family
 
