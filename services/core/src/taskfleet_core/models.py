@@ -99,7 +99,10 @@ class Grant(Base):
     amount: Mapped[Decimal | None] = mapped_column(Numeric(20, 2))
     currency: Mapped[str | None] = mapped_column(String(3))
     open_date: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: Application deadline (open calls); NULL for funded projects, which have an ``end_date`` instead.
     deadline: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    #: When the funded project or programme ends (closing date); an ended one is no longer active.
+    end_date: Mapped[datetime | None] = mapped_column(UTCDateTime)
     status: Mapped[str] = mapped_column(String(20), default="open")
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     url: Mapped[str | None] = mapped_column(Text)
