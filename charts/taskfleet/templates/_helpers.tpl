@@ -57,9 +57,10 @@ taskfleet.io/valkey-client: "true"
 {{- end }}
 {{- end }}
 
-{{/* Image of a service: (dict "ctx" $ "service" "api"). */}}
+{{/* Image of a service: (dict "ctx" $ "service" "api"); values.images.<service> wins. */}}
 {{- define "taskfleet.image" -}}
-{{- printf "%s/taskfleet-%s:%s" .ctx.Values.image.registry .service (default .ctx.Chart.AppVersion .ctx.Values.image.tag) }}
+{{- $default := printf "%s/taskfleet-%s:%s" .ctx.Values.image.registry .service (default .ctx.Chart.AppVersion .ctx.Values.image.tag) }}
+{{- default $default (index .ctx.Values.images .service) }}
 {{- end }}
 
 {{/* A queue entry with workerDefaults filled in: (dict "ctx" $ "queue" $queue) -> YAML; use with fromYaml. */}}
