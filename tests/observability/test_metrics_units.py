@@ -1,0 +1,89 @@
+"""Small pieces that the fleet test cannot isolate: dead children, the publish stamp, the exporter's reads."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import redis
+from taskfleet_core.queue_exporter import DLQ_KEY, QueueCollector, oldest_sent_at
+from taskfleet_core.task_metrics import SENT_AT_HEADER
+
+CHILD = """
+import os, sys
+from prometheus_client import Gauge, Counter
+g = Gauge("t_active", "a", ["w"], multiprocess_mode="livesum")
+c = Counter("t_done", "d", ["w"])
+g.labels("x").inc(float(sys.argv[1]))
+c.labels("x").inc()
+"""
+
+
+def test_dead_children_leave_live_gauges_but_keep_counters(tmp_path: Path) -> None:
+    """A child killed without ``worker_process_shutdown`` (OOM) must not be counted as active forever."""
+    from taskfleet_core import metrics
+
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    for n in ("2", "3"):
+        subprocess.run([sys.executable, "-c", CHILD, n], env=env, check=True, timeout=30)
+    registry = metrics.multiprocess_registry(tmp_path)
+    assert registry.get_sample_value("t_active", {"w": "x"}) is None  # both children gone: no live gauge
+    assert registry.get_sample_value("t_done_total", {"w": "x"}) == 2.0  # their counts stay (never go backwards)
+    assert not list(tmp_path.glob("gauge_live*"))
+
+
+def test_the_worker_directory_is_emptied_at_start(tmp_path: Path, monkeypatch) -> None:
+    from taskfleet_core import metrics
+
+    stale = tmp_path / "counter_1.db"
+    stale.write_bytes(b"old run")
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    from prometheus_client import values
+
+    before = values.ValueClass
+    try:
+        assert metrics.enable_multiprocess(tmp_path / "unused") == tmp_path
+        assert not stale.exists()
+    finally:
+        values.ValueClass = before
+
+
+def test_oldest_message_stamp_is_read_from_the_kombu_envelope() -> None:
+    now = time.time()
+    assert oldest_sent_at(json.dumps({"body": "...", "headers": {SENT_AT_HEADER: now}})) == now
+    assert oldest_sent_at(json.dumps({"body": "...", "headers": {}})) is None
+    assert oldest_sent_at("not json") is None
+    assert oldest_sent_at(None) is None
+
+
+def _clear_email(redis_client: redis.Redis) -> None:
+    from taskfleet_core.queues import QUEUES
+
+    spec = QUEUES["email"]
+    redis_client.delete(*spec.waiting_lists(), spec.unacked_index_key, DLQ_KEY.format(queue="email"))
+
+
+def test_queue_collector_counts_priority_lists_in_flight_and_dlq(redis_client: redis.Redis) -> None:
+    _clear_email(redis_client)
+    stamp = time.time() - 42
+    redis_client.lpush("email", json.dumps({"headers": {SENT_AT_HEADER: stamp}}))
+    redis_client.lpush("email", json.dumps({"headers": {SENT_AT_HEADER: time.time()}}))
+    redis_client.lpush("email\x06\x163", json.dumps({"headers": {SENT_AT_HEADER: time.time()}}))
+    redis_client.zadd("unacked_index:email", {"a": 1, "b": 2})
+    redis_client.zadd(DLQ_KEY.format(queue="email"), {"x": 1})
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in QueueCollector(redis_client).collect()
+        for s in family.samples
+    }
+    q = (("queue_name", "email"),)
+    assert samples[("celery_queue_length", q)] == 3
+    assert samples[("taskfleet_queue_length_by_priority", (("priority", "3"), *q))] == 1
+    assert samples[("taskfleet_queue_in_flight", q)] == 2
+    assert samples[("taskfleet_dlq_length", q)] == 1
+    assert 41 < samples[("taskfleet_queue_oldest_message_age_seconds", q)] < 60
+    _clear_email(redis_client)
