@@ -261,7 +261,7 @@ def _iati(feeds: Feeds, rng: random.Random, today: date) -> None:
     for source, record, title_variant in (
         ("gcf", feeds.gcf[3], str.upper),
         ("gcf", feeds.gcf[8], lambda t: t.replace(" (", ", ").replace(")", "")),
-        ("world_bank", feeds.world_bank[5], lambda t: t + "."),
+        ("world_bank", feeds.world_bank[5], lambda t: f"{t} Project"),  # differs: found by embeddings
     ):
         if source == "gcf":
             ext, title, amount, funder, ref = (

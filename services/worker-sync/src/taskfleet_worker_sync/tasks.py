@@ -1,0 +1,211 @@
+"""The sync queue's tasks (seed 000's grant pipeline, sync, scheduled and maintenance tasks).
+
+Each task is a thin shell: validate arguments (contract), take a lock where overlap would
+hurt, run the async pipeline code with ``run_async``, report progress, return a summary.
+
+``sync_all_grants`` replaces itself with a chord: the per-source syncs in parallel, then one
+finishing task that deduplicates, embeds and reindexes and returns the summary. Inside the
+chord a failing source returns ``status: failed`` instead of raising, so the others and the
+finishing steps still run and the summary names the failure; run on its own, a source task
+raises (``TransientError`` for 5xx/timeouts: retried with the queue's backoff).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import chord, group, shared_task
+from taskfleet_core.async_bridge import run_async
+from taskfleet_core.contracts import (
+    Args,
+    DeduplicateArgs,
+    EmbeddingArgs,
+    NoArgs,
+    SourceSyncArgs,
+    SyncAllArgs,
+    TaskContract,
+)
+from taskfleet_core.db import session_scope
+from taskfleet_core.errors import PermanentError, TransientError
+from taskfleet_core.locks import try_lock
+from taskfleet_core.migrations import ensure_schema
+from taskfleet_core.queues import QUEUES
+from taskfleet_core.settings import load_settings
+from taskfleet_core.tasks import FleetTask, implements, task_options
+from taskfleet_core.valkey import client
+
+from taskfleet_worker_sync import dedup, maintenance
+from taskfleet_worker_sync.pipeline import sync_source
+
+log = logging.getLogger("taskfleet.sync.tasks")
+
+#: wire name of each source's sync task
+SOURCE_TASKS = {
+    "cordis": "pipeline.sync_cordis_grants",
+    "eu_portal": "pipeline.sync_eu_portal_grants",
+    "iati": "pipeline.sync_iati_grants",
+    "gcf": "pipeline.sync_gcf_projects",
+    "world_bank": "pipeline.sync_world_bank_projects",
+}
+#: the chord's finishing step; internal (not a contract: nobody sends it by name)
+FINISH_TASK = "pipeline.finish_sync_all"
+
+
+def _database_url() -> str:
+    return load_settings().database_url
+
+
+def run_source_sync(task: FleetTask, source: str, args: SourceSyncArgs) -> dict[str, Any]:
+    lock, reason = try_lock(client(), f"grant-sync:{source}", QUEUES["sync"].time_limit, token=task.request.id)
+    if lock is None:
+        return {"source": source, "status": "skipped", "error": reason}
+    try:
+        result = run_async(
+            lambda: sync_source(source, full=args.full, max_pages=args.max_pages, progress=task.report_progress)
+        )
+    finally:
+        lock.release()
+    if result.status == "failed" and not task.request.chord:
+        raise (TransientError if result.retryable else PermanentError)(result.error)
+    return result.as_dict()
+
+
+def _register_source_task(source: str, name: str) -> FleetTask:
+    @implements(name)
+    def sync_one(task: FleetTask, args: SourceSyncArgs) -> dict[str, Any]:
+        return run_source_sync(task, source, args)
+
+    sync_one.__doc__ = f"Sync the {source} source (incremental from its watermark; full when asked)."
+    return sync_one
+
+
+sync_cordis_grants = _register_source_task("cordis", SOURCE_TASKS["cordis"])
+sync_eu_portal_grants = _register_source_task("eu_portal", SOURCE_TASKS["eu_portal"])
+sync_iati_grants = _register_source_task("iati", SOURCE_TASKS["iati"])
+sync_gcf_projects = _register_source_task("gcf", SOURCE_TASKS["gcf"])
+sync_world_bank_projects = _register_source_task("world_bank", SOURCE_TASKS["world_bank"])
+
+
+def enabled_sources() -> list[str]:
+    configured = [s.strip() for s in load_settings().grant_sources_enabled.split(",") if s.strip()]
+    return [s for s in configured if s in SOURCE_TASKS]
+
+
+def orchestrate(task: FleetTask, full: bool, sources: list[str] | None) -> Any:
+    """Replace ``task`` by the chord: per-source syncs, then ``finish_sync_all`` (its result is the summary)."""
+    chosen = list(sources or enabled_sources())
+    header = group(task.app.signature(SOURCE_TASKS[s], kwargs={"full": full}) for s in chosen)
+    body = finish_sync_all.s(full=full, sources=chosen)
+    log.info("sync_all: %s sync of %s, then dedup, embeddings, reindex", "full" if full else "incremental", chosen)
+    return task.replace(chord(header, body))
+
+
+@implements("pipeline.sync_all_grants")
+def sync_all_grants(task: FleetTask, args: SyncAllArgs) -> Any:
+    return orchestrate(task, args.full, args.sources)
+
+
+@implements("sync.sync_all_grant_sources")
+def sync_all_grant_sources(task: FleetTask, args: SyncAllArgs) -> Any:
+    """The legacy periodic sync (every PIPELINE_SYNC_INTERVAL_HOURS): the same chord."""
+    return orchestrate(task, args.full, args.sources)
+
+
+@implements("scheduled.daily_grant_sync")
+def daily_grant_sync(task: FleetTask, args: NoArgs) -> Any:
+    return orchestrate(task, False, None)
+
+
+@implements("scheduled.weekly_full_sync")
+def weekly_full_sync(task: FleetTask, args: NoArgs) -> Any:
+    return orchestrate(task, True, None)
+
+
+class FinishArgs(Args):
+    full: bool = False
+    sources: list[str] = []
+
+
+FINISH_CONTRACT = TaskContract(FINISH_TASK, "sync", FinishArgs, "Dedup, embeddings and reindex after the syncs")
+
+
+@shared_task(**task_options(FINISH_CONTRACT) | {"contract": FINISH_CONTRACT})
+def finish_sync_all(self: FleetTask, results: list[Any], full: bool = False, sources: list[str] | None = None) -> dict:
+    """Chord body: deduplicate, embed, reindex; then the summary of the whole run."""
+    per_source = {}
+    for source, result in zip(sources or [], results, strict=False):
+        per_source[source] = result if isinstance(result, dict) else {"status": "failed", "error": repr(result)}
+    self.report_progress(0, 3, "deduplicating")
+
+    async def finish() -> dict[str, Any]:
+        url = _database_url()
+        await ensure_schema(url)
+        async with session_scope(url) as sessions:
+            async with sessions() as session:
+                duplicates = await dedup.deduplicate(session)
+            self.report_progress(1, 3, "embedding")
+            async with sessions() as session:
+                embedded = await maintenance.generate_embeddings(session)
+            self.report_progress(2, 3, "reindexing")
+            async with sessions() as session:
+                indexed = await maintenance.reindex_search(session)
+        return {"deduplicate": duplicates, "embeddings": embedded, "search": indexed}
+
+    steps = run_async(finish)
+    failed = sorted(s for s, r in per_source.items() if r.get("status") == "failed")
+    return {
+        "full": full,
+        "sources": per_source,
+        "failed": failed,
+        "succeeded": sorted(s for s, r in per_source.items() if r.get("status") == "ok"),
+        **steps,
+    }
+
+
+@implements("pipeline.generate_grant_embeddings_task")
+def generate_grant_embeddings_task(task: FleetTask, args: EmbeddingArgs) -> dict[str, Any]:
+    async def run() -> dict[str, Any]:
+        url = _database_url()
+        await ensure_schema(url)
+        async with session_scope(url) as sessions, sessions() as session:
+            return await maintenance.generate_embeddings(session, args.batch_size, args.limit, task.report_progress)
+
+    return run_async(run)
+
+
+@implements("pipeline.deduplicate_grants_task")
+def deduplicate_grants_task(task: FleetTask, args: DeduplicateArgs) -> dict[str, Any]:
+    async def run() -> dict[str, Any]:
+        url = _database_url()
+        await ensure_schema(url)
+        async with session_scope(url) as sessions:
+            async with sessions() as session:
+                result = await dedup.deduplicate(session, args.similarity_threshold)
+            async with sessions() as session:  # duplicates leave the index, canonical grants join it
+                result["search"] = await maintenance.reindex_search(session)
+        return result
+
+    return run_async(run)
+
+
+@implements("scheduled.cleanup_expired_grants")
+def cleanup_expired_grants(task: FleetTask, args: NoArgs) -> dict[str, Any]:
+    async def run() -> dict[str, Any]:
+        url = _database_url()
+        await ensure_schema(url)
+        async with session_scope(url) as sessions, sessions() as session:
+            return await maintenance.cleanup_expired(session)
+
+    return run_async(run)
+
+
+@implements("maintenance.reindex_search")
+def reindex_search(task: FleetTask, args: NoArgs) -> dict[str, Any]:
+    async def run() -> dict[str, Any]:
+        url = _database_url()
+        await ensure_schema(url)
+        async with session_scope(url) as sessions, sessions() as session:
+            return await maintenance.reindex_search(session)
+
+    return run_async(run)
