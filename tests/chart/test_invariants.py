@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.chart.render import (
+    CHART,
     NAMESPACE,
     RELEASE,
     SCENARIOS,
@@ -279,9 +282,35 @@ def test_flower_is_behind_basic_auth() -> None:
     assert env["FLOWER_BASIC_AUTH"]["secretKeyRef"] == {"name": "taskfleet-flower-auth", "key": "auth"}
 
 
-def test_dashboards_are_labelled_for_the_grafana_sidecar() -> None:
+def test_dashboards_are_the_generated_ones_labelled_for_the_grafana_sidecar() -> None:
+    files = sorted((CHART / "files" / "observability" / "dashboards").glob("*.json"))
     maps = [o for o in of_kind(render_scenario("production"), "ConfigMap") if "dashboard" in o["metadata"]["name"]]
-    assert maps and all(m["metadata"]["labels"]["grafana_dashboard"] == "1" for m in maps)
+    assert len(maps) == len(files) >= 1
+    shipped = {name: text for m in maps for name, text in m["data"].items()}
+    for path in files:
+        assert json.loads(shipped[path.name]) == json.loads(path.read_text())
+    assert all(m["metadata"]["labels"]["grafana_dashboard"] == "1" for m in maps)
+
+
+def test_prometheus_rule_carries_the_generated_alerts() -> None:
+    (rule,) = of_kind(render_scenario("production"), "PrometheusRule")
+    source = yaml.safe_load((CHART / "files" / "observability" / "rules" / "taskfleet-alerts.yaml").read_text())
+    assert rule["spec"]["groups"] == source["groups"]
+    assert any("{{ $labels." in str(r.get("annotations")) for g in source["groups"] for r in g["rules"]), (
+        "Prometheus templates pass through Helm untouched"
+    )
+
+
+def test_queue_exporter_is_a_single_deployment_scraped_by_the_pod_monitor() -> None:
+    objects = render_scenario("production")
+    exporter = by_name(objects, "Deployment")[f"{PREFIX}-queue-exporter"]
+    assert exporter["spec"]["replicas"] == 1
+    container = pod_spec(exporter)["containers"][0]
+    assert container["command"] == ["python", "-m", "taskfleet_core.queue_exporter"]
+    assert container["ports"][0]["name"] == "metrics"
+    (monitor,) = of_kind(objects, "PodMonitor")
+    excluded = monitor["spec"]["selector"]["matchExpressions"][1]["values"]
+    assert "queue-exporter" not in excluded and monitor["spec"]["podMetricsEndpoints"][0]["port"] == "metrics"
 
 
 def test_keda_off_gives_fixed_replicas_and_no_scaledobjects() -> None:
