@@ -87,3 +87,51 @@ def test_queue_collector_counts_priority_lists_in_flight_and_dlq(redis_client: r
     assert samples[("taskfleet_dlq_length", q)] == 1
     assert 41 < samples[("taskfleet_queue_oldest_message_age_seconds", q)] < 60
     _clear_email(redis_client)
+
+
+def test_a_task_republishing_itself_with_the_same_retries_is_a_throttle() -> None:
+    """``FleetTask`` defers a rate-limited run by re-publishing it unchanged; a retry bumps ``retries``."""
+    from celery import Celery
+    from celery._state import _task_stack
+    from prometheus_client import REGISTRY
+    from taskfleet_core import task_metrics
+
+    app = Celery("throttle-test", set_as_current=False)
+
+    @app.task(name="email.send_email", bind=True)
+    def task(self) -> None:  # type: ignore[no-untyped-def]
+        pass
+
+    task_metrics.instrument_producer("test")
+
+    def throttled() -> float:
+        labels = {"name": "email.send_email", "queue_name": "email"}
+        return REGISTRY.get_sample_value("taskfleet_task_throttled_total", labels) or 0.0
+
+    before = throttled()
+    task.push_request(id="job-1", retries=2, delivery_info={"routing_key": "email"}, called_directly=False)
+    _task_stack.push(task)
+    try:
+        headers = {"id": "job-1", "retries": 2, "task": "email.send_email"}
+        task_metrics._before_publish(sender="email.send_email", headers=headers)
+        assert SENT_AT_HEADER in headers
+        task_metrics._before_publish(sender="email.send_email", headers={"id": "job-1", "retries": 3})  # a retry
+        task_metrics._before_publish(sender="email.send_email", headers={"id": "other", "retries": 2})  # a new job
+    finally:
+        _task_stack.pop()
+        task.pop_request()
+    assert throttled() == before + 1
+
+
+def test_json_log_lines_carry_trace_and_task_ids() -> None:
+    import logging
+
+    from opentelemetry.sdk.trace import TracerProvider
+    from taskfleet_core.logs import JsonFormatter
+
+    record = logging.makeLogRecord({"name": "x", "levelno": 20, "levelname": "INFO", "msg": "hello %s", "args": ("w",)})
+    with TracerProvider().get_tracer("t").start_as_current_span("s") as span:
+        entry = json.loads(JsonFormatter("svc").format(record))
+    assert entry["message"] == "hello w" and entry["service"] == "svc" and entry["level"] == "INFO"
+    assert entry["trace_id"] == format(span.get_span_context().trace_id, "032x")
+    assert "task_id" not in entry  # outside a task
