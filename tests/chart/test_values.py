@@ -82,6 +82,14 @@ BAD_VALUES = {
         "workerDefaults: {scaleDown: {stabilizationWindowSeconds: 60}}",
         ["scaleDown.stabilizationWindowSeconds 60 must be longer than terminationGracePeriodSeconds 1830"],
     ),
+    "fallback above max": (
+        f"queues: [{QUEUE}, name: email, maxReplicaCount: 1}}]",
+        ["queues[0] (email): fallback.replicas 2 is above maxReplicaCount 1"],
+    ),
+    "soft limit not below hard": (
+        f"queues: [{QUEUE[: -len('softTimeLimit: 1500')]}softTimeLimit: 1800, name: email}}]",
+        ["softTimeLimit 1800 must be below timeLimit 1800"],
+    ),
     "duplicate queue": (f"queues: [{QUEUE}, name: a}}, {QUEUE}, name: a}}]", ['queue "a" is listed twice']),
     "root user": ("podSecurityContext: {runAsNonRoot: false}", ["podSecurityContext/runAsNonRoot"]),
     "beat replicas": ("beat: {replicas: 2}", ["additional properties 'replicas' not allowed"]),

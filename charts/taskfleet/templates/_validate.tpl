@@ -19,6 +19,9 @@ naming the key and the fix; the chart then fails once, listing them all.
 {{- if lt (int $q.maxReplicaCount) (int $q.minReplicaCount) }}
 {{- $errors = append $errors (printf "%s: maxReplicaCount %d is below minReplicaCount %d; raise maxReplicaCount or lower minReplicaCount" $where (int $q.maxReplicaCount) (int $q.minReplicaCount)) }}
 {{- end }}
+{{- if gt (int $q.fallback.replicas) (int $q.maxReplicaCount) }}
+{{- $errors = append $errors (printf "%s: fallback.replicas %d is above maxReplicaCount %d; lower fallback.replicas" $where (int $q.fallback.replicas) (int $q.maxReplicaCount)) }}
+{{- end }}
 {{- if ge (int $q.softTimeLimit) (int $q.timeLimit) }}
 {{- $errors = append $errors (printf "%s: softTimeLimit %d must be below timeLimit %d" $where (int $q.softTimeLimit) (int $q.timeLimit)) }}
 {{- end }}
