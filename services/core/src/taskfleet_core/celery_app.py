@@ -12,6 +12,7 @@ from typing import Any
 
 from celery import Celery
 
+from taskfleet_core import bindings
 from taskfleet_core.contracts import CONTRACTS
 from taskfleet_core.queues import DEFAULT_QUEUE, QUEUES, TASK_ROUTE_PATTERNS, visibility_timeout
 from taskfleet_core.settings import load_settings
@@ -94,6 +95,7 @@ def create_app(main: str, *, consumer_queue: str | None = None) -> Celery:
         worker_hijack_root_logger=True,
         beat_schedule_filename=str(settings.beat_schedule_file),
     )
+    bindings.install(app)  # publishes survive Valkey losing kombu's binding keys
     if consumer_queue is not None:
         # unknown, malformed and undecodable messages are dead-lettered, not only logged and dropped
         app.conf.worker_consumer = "taskfleet_core.message_guard:GuardedConsumer"

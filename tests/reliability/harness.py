@@ -1,0 +1,257 @@
+"""A whole fleet of real processes for reliability scenarios: redis-server (AOF), SMTP, API, workers, Beat.
+
+Each ``Fleet`` owns its own redis-server and SMTP server, so a scenario can restart or flush
+Valkey without disturbing other tests. Workers run with a shortened visibility timeout
+(``BROKER_VISIBILITY_TIMEOUT_SECONDS``) and a 1-second unacked sweep so a killed worker's
+messages come back within seconds, and with compressed rate-limit windows
+(``RATE_LIMIT_TIME_SCALE``); production defaults stay untouched.
+
+``kill_pod`` SIGKILLs a worker and its prefork children together, as Kubernetes does to a
+container: killing only the parent would leave an orphaned child finishing its task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+import redis
+from aiosmtpd.controller import Controller
+
+from tests.support.ports import free_port
+from tests.support.processes import ServiceProcess
+from tests.support.redis_server import RedisServer
+
+TOKEN = "chaos-token-0123456789"
+FINAL = {"SUCCESS", "FAILURE", "REVOKED"}
+
+
+@dataclass
+class SlowRecordingHandler:
+    """SMTP handler recording every accepted message; ``slow*@`` recipients hang in RCPT (mid-task window)."""
+
+    slow_seconds: float = 4.0
+    messages: list[tuple[float, str, str]] = field(default_factory=list)  # (time, message-id, to)
+    slow_in_progress: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802 (aiosmtpd API)
+        if address.split("@", 1)[0].startswith("slow"):
+            with self.lock:
+                self.slow_in_progress += 1
+            await asyncio.sleep(self.slow_seconds)
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802
+        from email import message_from_bytes, policy
+
+        message = message_from_bytes(envelope.content, policy=policy.default)
+        with self.lock:
+            self.messages.append((time.time(), str(message["Message-ID"]), ",".join(envelope.rcpt_tos)))
+        return "250 Message accepted for delivery"
+
+    def by_message_id(self) -> Counter[str]:
+        with self.lock:
+            return Counter(mid for _, mid, _ in self.messages)
+
+    def times(self) -> list[float]:
+        with self.lock:
+            return sorted(t for t, _, _ in self.messages)
+
+
+class Fleet:
+    def __init__(self, workdir: Path, **env: str) -> None:
+        self.workdir = workdir
+        self.redis = RedisServer(workdir / "redis", appendonly=True)
+        self.smtp = SlowRecordingHandler()
+        self.smtp_port = free_port()
+        self.smtp_controller = Controller(self.smtp, hostname="127.0.0.1", port=self.smtp_port)
+        self.api_port = free_port()
+        self.api_proc: ServiceProcess | None = None
+        self.workers: list[ServiceProcess] = []
+        self.beat: ServiceProcess | None = None
+        self.extra_env = env
+        self.http: httpx.Client | None = None
+
+    # --- lifecycle -----------------------------------------------------------------------------
+    def start(self) -> Fleet:
+        self.redis.start()
+        self.smtp_controller.start()
+        self.env = {
+            **os.environ,
+            "REDIS_URL": self.redis.url,
+            "SMTP_HOST": "127.0.0.1",
+            "SMTP_PORT": str(self.smtp_port),
+            "SMTP_TIMEOUT_SECONDS": "30",
+            "DATABASE_URL": f"sqlite+aiosqlite:///{self.workdir / 'fleet.db'}",
+            "BEAT_SCHEDULE_FILE": str(self.workdir / "celerybeat-schedule"),
+            "WORKER_HEALTH_DIR": str(self.workdir / "health"),
+            "API_TOKENS": TOKEN,
+            "BROKER_VISIBILITY_TIMEOUT_SECONDS": "10",
+            "BROKER_UNACKED_RESTORE_SECONDS": "1",
+            "RATE_LIMIT_TIME_SCALE": "0.1",
+            "LOG_LEVEL": "INFO",
+            **self.extra_env,
+        }
+        for inherited in ("METRICS_PORT", "PROMETHEUS_MULTIPROC_DIR"):  # no port clashes between workers
+            self.env.pop(inherited, None)
+        self.api_proc = ServiceProcess(
+            "uvicorn",
+            self.workdir / "api.log",
+            self.env,
+            ("--factory", "taskfleet_api.main:create_api", "--host", "127.0.0.1", "--port", str(self.api_port)),
+        ).start(ready_marker="Application startup complete", timeout=60)
+        self.http = httpx.Client(
+            base_url=f"http://127.0.0.1:{self.api_port}", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10
+        )
+        self.valkey = redis.Redis.from_url(self.redis.url, decode_responses=True)
+        return self
+
+    def stop(self) -> None:
+        self.stop_workers()
+        if self.api_proc:
+            self.api_proc.stop()
+        if self.http:
+            self.http.close()
+        self.smtp_controller.stop()
+        self.redis.stop()
+
+    def stop_workers(self) -> None:
+        """Kill every worker and Beat (between scenarios: their jobs are final, nothing is in flight)."""
+        for proc in [*self.workers, self.beat]:
+            if proc is not None:
+                kill_pod(proc)
+        self.workers.clear()
+        self.beat = None
+
+    def start_workers(self, queue: str, count: int = 1, *extra: str) -> list[ServiceProcess]:
+        """Start ``count`` workers in parallel and wait until each logged ``ready``."""
+        procs = []
+        for _ in range(count):
+            log = self.workdir / f"worker-{queue}-{time.monotonic_ns()}.log"
+            name = f"{queue}-{len(self.workers)}@%h"
+            proc = ServiceProcess(f"taskfleet_worker_{queue}", log, self.env, ("--hostname", name, *extra))
+            proc.start()
+            self.workers.append(proc)
+            procs.append(proc)
+        for proc in procs:
+            proc.wait_for("ready.", timeout=90)
+        return procs
+
+    def start_beat(self, interval: float = 1.0) -> ServiceProcess:
+        env = {**self.env, "BEAT_CANARY_INTERVAL_SECONDS": str(interval)}
+        self.beat = ServiceProcess("taskfleet_beat", self.workdir / "beat.log", env).start()
+        return self.beat
+
+    # --- jobs ----------------------------------------------------------------------------------
+    def submit(self, task: str, **body: Any) -> str | None:
+        """The job id if the API accepted the job (202), else None: the caller did not get a promise."""
+        try:
+            response = self.http.post("/api/v1/jobs", json={"task": task, **body})  # type: ignore[union-attr]
+        except httpx.HTTPError:
+            return None
+        return response.json()["id"] if response.status_code == 202 else None
+
+    def states(self, job_ids: list[str]) -> dict[str, str]:
+        """Each job's state from the result backend (PENDING when no result yet)."""
+        out: dict[str, str] = {}
+        for start in range(0, len(job_ids), 500):
+            chunk = job_ids[start : start + 500]
+            raws = self.valkey.mget([f"celery-task-meta-{j}" for j in chunk])
+            for job_id, raw in zip(chunk, raws, strict=True):
+                out[job_id] = json.loads(raw)["status"] if raw else "PENDING"
+        return out
+
+    def result(self, job_id: str) -> dict[str, Any]:
+        raw = self.valkey.get(f"celery-task-meta-{job_id}")
+        return json.loads(raw) if raw else {}
+
+    def dead_lettered(self) -> dict[str, dict[str, Any]]:
+        """Every DLQ entry, keyed by entry id."""
+        from taskfleet_core.dlq import DeadLetterQueue
+
+        return {e.id: e.__dict__ for e in DeadLetterQueue(self.valkey).iter()}
+
+    def wait_final(self, job_ids: list[str], timeout: float, dlq_counts: bool = True) -> dict[str, str]:
+        """Wait until every job is SUCCESS or FAILURE-and-dead-lettered; returns the last states seen."""
+        deadline = time.monotonic() + timeout
+        while True:
+            states = self.states(job_ids)
+            dlq = self.dead_lettered()
+            pending = [j for j, s in states.items() if s != "SUCCESS" and not (s == "FAILURE" and j in dlq)]
+            if not pending or time.monotonic() > deadline:
+                return states
+            time.sleep(0.5)
+
+
+def kill_pod(proc: ServiceProcess) -> None:
+    """SIGKILL a worker and all its children at once (what the kubelet does to a container)."""
+    if proc.process is None or proc.process.poll() is not None:
+        return
+    try:
+        parent = psutil.Process(proc.process.pid)
+        victims = [*parent.children(recursive=True), parent]
+    except psutil.NoSuchProcess:
+        return
+    for victim in victims:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            victim.send_signal(signal.SIGKILL)
+    proc.process.wait(10)
+
+
+def max_in_window(times: list[float], window: float) -> int:
+    """The most events inside any interval of ``window`` seconds."""
+    best, lo = 0, 0
+    for hi, t in enumerate(times):
+        while t - times[lo] >= window:
+            lo += 1
+        best = max(best, hi - lo + 1)
+    return best
+
+
+@dataclass
+class Report:
+    """One line of the scenario table."""
+
+    scenario: str
+    submitted: int = 0
+    succeeded: int = 0
+    dead_lettered: int = 0
+    missing: int = 0
+    duplicated_effects: int = 0
+    seconds: float = 0.0
+    notes: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def row(self) -> str:
+        return (
+            f"| {self.scenario} | {self.submitted} | {self.succeeded} | {self.dead_lettered} | {self.missing} "
+            f"| {self.duplicated_effects} | {self.seconds:.0f} | {self.notes} |"
+        )
+
+
+TABLE_HEADER = (
+    "| scenario | submitted | succeeded | dead-lettered | missing | duplicated side effects | seconds | notes |\n"
+    "|---|---|---|---|---|---|---|---|"
+)
+
+
+def write_report(reports: list[Report], path: Path) -> str:
+    text = TABLE_HEADER + "\n" + "\n".join(r.row() for r in reports) + "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    print("\n" + text, file=sys.stderr)
+    return text

@@ -1,0 +1,312 @@
+"""The reliability scenarios, sized by the caller: small in the normal suite, large under ``make chaos``.
+
+Each returns a ``Report`` (submitted / succeeded / dead-lettered / missing / duplicated side
+effects) and leaves assertions to the caller, so the chaos run can print one table.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import threading
+import time
+import uuid
+from typing import Any
+
+from kombu import Connection, Exchange, Producer
+
+from tests.reliability.harness import Fleet, Report, kill_pod, max_in_window
+
+
+def _email(to: str, key: str | None = None) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {"to": [to], "subject": "reliability", "text": "hello"}
+    if key:
+        kwargs["idempotency_key"] = key
+    return {"kwargs": kwargs}
+
+
+def _duplicates(fleet: Fleet) -> int:
+    return sum(n - 1 for n in fleet.smtp.by_message_id().values() if n > 1)
+
+
+def _tally(fleet: Fleet, report: Report, ids: list[str], states: dict[str, str]) -> None:
+    dlq = fleet.dead_lettered()
+    report.submitted = len(ids)
+    report.succeeded = sum(1 for j in ids if states[j] == "SUCCESS")
+    report.dead_lettered = sum(1 for j in ids if states[j] != "SUCCESS" and j in dlq)
+    report.missing = report.submitted - report.succeeded - report.dead_lettered
+    report.duplicated_effects = _duplicates(fleet)
+
+
+def sigkill_mid_task(fleet: Fleet, jobs: int = 2) -> Report:
+    """Email jobs hang in SMTP RCPT; the worker pod is SIGKILLed; another worker gets them after the timeout."""
+    report, t0 = Report("SIGKILL mid-task (email, redelivery)"), time.monotonic()
+    [victim] = fleet.start_workers("email", 1, "--concurrency", str(jobs))
+    ids = [fleet.submit("email.send_email", **_email(f"slow-{uuid.uuid4().hex[:8]}@example.com")) for _ in range(jobs)]
+    deadline = time.monotonic() + 30
+    while fleet.smtp.slow_in_progress < jobs and time.monotonic() < deadline:
+        time.sleep(0.05)
+    in_flight = fleet.smtp.slow_in_progress
+    sent_before_kill = len(fleet.smtp.by_message_id())
+    kill_pod(victim)
+    killed = time.monotonic()
+    fleet.start_workers("email", 1)
+    states = fleet.wait_final([i for i in ids if i], timeout=90)
+    _tally(fleet, report, [i for i in ids if i], states)
+    report.seconds = time.monotonic() - t0
+    report.notes = (
+        f"{in_flight} in SMTP when killed, {sent_before_kill} sent before; "
+        f"all done {time.monotonic() - killed:.0f}s after the kill (visibility timeout 10s)"
+    )
+    return report
+
+
+def sigterm_mid_task(fleet: Fleet, prefetched: int = 3) -> Report:
+    """Scale-in: SIGTERM while one job runs and others sit prefetched; the runner finishes, the rest move."""
+    report, t0 = Report("SIGTERM mid-task (scale-in, warm shutdown)"), time.monotonic()
+    [stopping] = fleet.start_workers("default", 1, "--concurrency", "1", "--prefetch-multiplier", str(1 + prefetched))
+    long_id = fleet.submit("maintenance.canary", kwargs={"steps": 5, "sleep_seconds": 5})
+    quick = [fleet.submit("maintenance.canary", kwargs={"steps": 1}) for _ in range(prefetched)]
+    ids = [long_id, *quick]
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        reserved = fleet.valkey.zcard("unacked_index:default")
+        if fleet.result(long_id).get("status") in {"STARTED", "PROGRESS"} and reserved >= 1 + prefetched:
+            break
+        time.sleep(0.05)
+    stopping.signal(signal.SIGTERM)
+    term_at = time.monotonic()
+    [other] = fleet.start_workers("default", 1)
+    exit_code = stopping.process.wait(60) if stopping.process else None
+    stop_seconds = time.monotonic() - term_at
+    states = fleet.wait_final(ids, timeout=60)
+    _tally(fleet, report, ids, states)
+    ran_on = {j: (fleet.result(j).get("worker") or "?").split("@")[0] for j in ids}
+    report.seconds = time.monotonic() - t0
+    report.notes = (
+        f"running job finished on the stopping worker ({ran_on[long_id]}), which exited {exit_code} "
+        f"{stop_seconds:.1f}s after SIGTERM; {sum(1 for j in quick if ran_on[j] != ran_on[long_id])} of "
+        f"{prefetched} prefetched ran on another worker"
+    )
+    report.details = {"long_worker": ran_on[long_id], "quick_workers": [ran_on[j] for j in quick]}
+    return report
+
+
+def redis_restart(fleet: Fleet, seconds: float = 12, rate: float = 10, downtime: float = 2) -> Report:
+    """Jobs submitted at a steady rate while redis-server (AOF) restarts; then a FLUSHDB with publishes after it."""
+    report, t0 = Report("redis-server restart under load (+ FLUSHDB)"), time.monotonic()
+    fleet.start_workers("default", 1)
+    fleet.start_beat(interval=1)
+    accepted: list[str] = []
+    refused = 0
+    stop = threading.Event()
+
+    def submitter() -> None:
+        nonlocal refused
+        while not stop.is_set():
+            job = fleet.submit("maintenance.canary", kwargs={"steps": 1, "sleep_seconds": 0.05})
+            if job:
+                accepted.append(job)
+            else:
+                refused += 1
+            time.sleep(1 / rate)
+
+    thread = threading.Thread(target=submitter, daemon=True)
+    thread.start()
+    time.sleep(seconds / 3)
+    fleet.redis.stop()
+    time.sleep(downtime)
+    fleet.redis.start()
+    restarted = time.time()
+    time.sleep(seconds * 2 / 3)
+    stop.set()
+    thread.join(30)
+    states = fleet.wait_final(accepted, timeout=120)
+    beat_after = _beat_runs_since(fleet, restarted)
+
+    # Valkey data loss: kombu's binding keys vanish; publishes must still reach the queue.
+    fleet.valkey.flushdb()
+    after_flush = [j for j in (fleet.submit("maintenance.canary", kwargs={"steps": 1}) for _ in range(5)) if j]
+    flush_states = fleet.wait_final(after_flush, timeout=60)
+    ids = accepted + after_flush
+    states |= flush_states
+    report.submitted = len(ids)
+    report.succeeded = sum(1 for j in ids if states.get(j) == "SUCCESS")
+    report.missing = report.submitted - report.succeeded
+    report.seconds = time.monotonic() - t0
+    report.notes = (
+        f"{refused} submissions refused while down (not accepted, client retried); "
+        f"Beat health checks run after restart: {beat_after}; "
+        f"{sum(1 for j in after_flush if flush_states[j] == 'SUCCESS')}/{len(after_flush)} done after FLUSHDB"
+    )
+    report.details = {"beat_after": beat_after}
+    return report
+
+
+def _beat_runs_since(fleet: Fleet, since: float, wait: float = 20) -> int:
+    """Beat-sent health checks that finished after ``since``: Beat and the worker both reconnected."""
+    deadline = time.monotonic() + wait
+    while True:
+        count = 0
+        for key in fleet.valkey.scan_iter("celery-task-meta-*", count=1000):
+            raw = fleet.valkey.get(key)
+            meta = json.loads(raw) if raw else {}
+            done = meta.get("date_done") or ""
+            if meta.get("name") == "maintenance.health_check" and done:
+                from datetime import datetime
+
+                if datetime.fromisoformat(done).timestamp() > since:
+                    count += 1
+        if count or time.monotonic() > deadline:
+            return count
+        time.sleep(1)
+
+
+def publish_poison(fleet: Fleet) -> dict[str, str]:
+    """Messages no worker can run, published the way a buggy or foreign producer would. Returns kind -> id."""
+    ids = {"unknown": uuid.uuid4().hex, "bad_json": uuid.uuid4().hex, "pickle": uuid.uuid4().hex}
+    ids["invalid_args"] = uuid.uuid4().hex
+    exchange = Exchange("default", type="direct")
+    with Connection(fleet.redis.url) as conn:
+        producer = Producer(conn)
+        common = {"exchange": exchange, "routing_key": "default"}
+
+        def task_headers(name: str, job_id: str) -> dict[str, Any]:
+            return {"lang": "py", "task": name, "id": job_id, "root_id": job_id, "retries": 0}
+
+        producer.publish(
+            [[], {"a": 1}, {}], headers=task_headers("nobody.knows", ids["unknown"]), serializer="json", **common
+        )
+        producer.publish({"no": "headers"}, serializer="json", **common)
+        producer.publish(
+            "{not json",
+            content_type="application/json",
+            content_encoding="utf-8",
+            headers=task_headers("maintenance.canary", ids["bad_json"]),
+            **common,
+        )
+        producer.publish(
+            b"\x80\x04K\x01.",
+            content_type="application/x-python-serialize",
+            content_encoding="binary",
+            headers=task_headers("maintenance.canary", ids["pickle"]),
+            **common,
+        )
+        producer.publish(
+            [[], {"steps": "many"}, {}],
+            headers=task_headers("maintenance.canary", ids["invalid_args"]),
+            serializer="json",
+            **common,
+        )
+    fleet.valkey.lpush("default", "this is not a kombu envelope")
+    return ids
+
+
+def poison_and_unknown(fleet: Fleet, good_jobs: int = 5) -> tuple[Report, dict[str, Any]]:
+    """Poison and unknown-task messages land in the DLQ and the worker keeps consuming."""
+    report, t0 = Report("poison + unknown-task messages"), time.monotonic()
+    [worker] = fleet.start_workers("default", 1)
+    pid = worker.process.pid if worker.process else None
+    poison = publish_poison(fleet)
+    permanent = fleet.submit("maintenance.canary", kwargs={"fail_permanently": True})
+    exhausted = fleet.submit("maintenance.canary", kwargs={"fail_attempts": 10})
+    good = [fleet.submit("maintenance.canary", kwargs={"steps": 1}) for _ in range(good_jobs)]
+    ids = [j for j in [permanent, exhausted, *good] if j]
+    states = fleet.wait_final(ids, timeout=90)
+    deadline = time.monotonic() + 20
+    while len(fleet.dead_lettered()) < len(poison) + 4 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    dlq = fleet.dead_lettered()
+    _tally(fleet, report, ids, states)
+    report.submitted += len(poison) + 2  # plus the message without headers and the raw list item
+    report.dead_lettered = len(dlq)
+    report.missing = report.submitted - report.succeeded - report.dead_lettered
+    alive = worker.process is not None and worker.process.poll() is None and worker.process.pid == pid
+    report.seconds = time.monotonic() - t0
+    reasons: dict[str, int] = {}
+    for entry in dlq.values():
+        reasons[entry["reason"]] = reasons.get(entry["reason"], 0) + 1
+    report.notes = f"worker alive and consuming: {alive}; DLQ by reason: {reasons}"
+    return report, {"poison": poison, "permanent": permanent, "exhausted": exhausted, "alive": alive, "dlq": dlq}
+
+
+def rate_limited_emails(fleet: Fleet, emails: int = 45, workers: int = 3, window: float = 6.0) -> Report:
+    """Three email workers, one fleet-wide limit of 30 per window (compressed minute)."""
+    report, t0 = Report(f"3 email workers, fleet-wide 30/{window:g}s (30/min compressed)"), time.monotonic()
+    fleet.start_workers("email", workers)
+    start = time.time()
+    ids = [fleet.submit("email.send_email", **_email(f"user{i}@example.com")) for i in range(emails)]
+    ids = [i for i in ids if i]
+    states = fleet.wait_final(ids, timeout=max(60, emails / 30 * window * 3))
+    _tally(fleet, report, ids, states)
+    times = [t for t in fleet.smtp.times() if t >= start]
+    # The limiter grants task starts; the SMTP server sees the send up to ~1 s later, which in a compressed
+    # window shows as a small overshoot at the edges. So: peak over (window - 1 s), and the raw peak too.
+    peak = max_in_window(times, window - 1.0)
+    raw_peak = max_in_window(times, window)
+    span = times[-1] - times[0] if times else 0
+    report.seconds = time.monotonic() - t0
+    report.notes = (
+        f"peak {peak} sends in any {window - 1:g}s window, {raw_peak} in any {window:g}s (limit 30 per {window:g}s"
+        f" of task starts); {len(times)} sends over {span:.1f}s"
+    )
+    report.details = {"peak": peak, "raw_peak": raw_peak, "span": span, "sends": len(times)}
+    return report
+
+
+def load_with_kills(
+    fleet: Fleet, jobs: int = 150, kill_every: float = 8.0, default_workers: int = 2, timeout: float = 240
+) -> Report:
+    """Mixed jobs (canaries that succeed, retry or fail for good; emails; poison) while worker pods get SIGKILLed."""
+    report, t0 = Report(f"{jobs} mixed jobs, random worker SIGKILLs"), time.monotonic()
+    fleet.start_workers("default", default_workers)
+    fleet.start_workers("email", 1)
+    rng = random.Random(7)
+    plan: list[tuple[str, dict[str, Any]]] = []
+    for i in range(jobs):
+        roll = rng.random()
+        if roll < 0.05:
+            plan.append(("email.send_email", _email(f"load{i}@example.com", key=f"load-{i}")))
+        elif roll < 0.08:
+            plan.append(("maintenance.canary", {"kwargs": {"fail_permanently": True}}))
+        elif roll < 0.15:
+            plan.append(("maintenance.canary", {"kwargs": {"fail_attempts": 1}}))
+        else:
+            sleep = round(rng.uniform(0, 0.2), 3)
+            plan.append(("maintenance.canary", {"kwargs": {"steps": 1, "sleep_seconds": sleep}}))
+    accepted: list[str] = []
+    kills = 0
+    done = threading.Event()
+
+    def killer() -> None:
+        nonlocal kills
+        while not done.wait(kill_every):
+            alive = [w for w in fleet.workers if w.process is not None and w.process.poll() is None]
+            if not alive:
+                continue
+            victim = rng.choice(alive)
+            queue = victim.module.rsplit("_", 1)[-1]
+            kill_pod(victim)
+            kills += 1
+            fleet.start_workers(queue, 1)
+
+    thread = threading.Thread(target=killer, daemon=True)
+    thread.start()
+    for task, body in plan:
+        job = fleet.submit(task, **body)
+        if job:
+            accepted.append(job)
+    poison = publish_poison(fleet)
+    time.sleep(kill_every * 1.5)  # at least one kill while the backlog drains
+    states = fleet.wait_final(accepted, timeout=timeout)
+    done.set()
+    thread.join(120)
+    _tally(fleet, report, accepted, states)
+    dlq = fleet.dead_lettered()
+    report.notes = (
+        f"{kills} worker pods SIGKILLed and replaced; {len(poison) + 2} poison messages also dead-lettered: "
+        f"{sum(1 for e in dlq.values() if e['job_id'] not in set(accepted))}"
+    )
+    report.seconds = time.monotonic() - t0
+    return report
