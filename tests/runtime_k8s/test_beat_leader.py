@@ -55,9 +55,12 @@ def test_one_beat_sends_and_a_standby_takes_over_after_sigkill(k8s_env, db: redi
         assert "Sending due task" not in second.log()
         assert probe({**second.env}, "live", "beat").returncode == 0, "a standby is alive and ticking"
 
-        before = len(sent)
         first.signal(signal.SIGKILL)
         killed_at = time.monotonic()
+        assert first.process is not None
+        first.process.wait(5)
+        before = len(senders(db))  # everything the first Beat sent, up to its death
+        assert all(origin.startswith(pid_of(first)) for origin in senders(db)), "the standby stayed silent"
         second.wait_for(ACQUIRED, timeout=TTL + 5)
         took_over = time.monotonic() - killed_at
         # The lock lapses at most TTL after the kill; the standby wakes at its expiry (it reads PTTL).
