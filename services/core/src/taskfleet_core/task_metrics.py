@@ -8,6 +8,7 @@ exporter reads the same stamp to report the age of the oldest waiting message.
 from __future__ import annotations
 
 import contextlib
+import socket
 import time
 from datetime import datetime
 from typing import Any
@@ -63,6 +64,7 @@ def instrument_worker(app: Celery, queue: str) -> None:
         return
     _state["worker"] = queue
     _state["group"] = f"worker-{queue}"
+    _state.setdefault("nodename", f"{queue}@{socket.gethostname()}")  # celeryd_init names it precisely
     instrument_producer(f"worker-{queue}")
     for signal, handler in (
         (signals.task_received, _received),
