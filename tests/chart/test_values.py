@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import jsonschema
 import pytest
@@ -115,3 +117,28 @@ def test_validation_lists_every_broken_rule_at_once() -> None:
     assert result.returncode != 0
     assert "VALUES VALIDATION:" in result.stderr
     assert "queues[0] (a)" in result.stderr and "queues[1] (b)" in result.stderr
+
+
+def test_schema_defaults_are_the_values_yaml_defaults() -> None:
+    """The schema documents each default (as Airflow's does); it must not drift from values.yaml."""
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    checked = 0
+
+    def walk(node: dict, value: object, where: str) -> None:
+        nonlocal checked
+        if "default" in node:
+            assert node["default"] == value, f"{where}: schema default {node['default']!r} != values.yaml {value!r}"
+            checked += 1
+        if isinstance(value, dict):
+            for key, child in node.get("properties", {}).items():
+                if key in value:
+                    walk(child, value[key], f"{where}.{key}")
+
+    walk(schema, values(), "values")
+    assert checked > 100
+
+
+def test_values_schema_is_generated_from_its_source() -> None:
+    script = CHART / "hack" / "schema.py"
+    result = subprocess.run([sys.executable, str(script), "--check"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
