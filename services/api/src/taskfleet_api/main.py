@@ -13,6 +13,7 @@ from taskfleet_core.valkey import client
 from taskfleet_api import catalog, dlq, jobs, observability
 from taskfleet_api.auth import TokenAuth, require_read
 from taskfleet_api.limits import BodySizeLimit
+from taskfleet_api.responses import ERROR_RESPONSES
 
 log = logging.getLogger("taskfleet.api")
 
@@ -23,6 +24,7 @@ def create_api() -> FastAPI:
         title="Taskfleet job API",
         version="0.1.0",
         description="Submit background jobs by contract name, follow their progress, revoke them.",
+        responses=ERROR_RESPONSES,  # documented on every route: 401, 404, 409, 413
     )
     api.state.auth = TokenAuth(settings)  # mutating routes require a token; read-only ones if configured
     api.include_router(jobs.router, dependencies=[Depends(require_read)])
