@@ -32,3 +32,7 @@ bench: bootstrap  ## fleet worker vs bare Celery: throughput and memory ratios
 .PHONY: bench-matching
 bench-matching: bootstrap  ## matching scoring throughput: companies/s and grants/s
 	uv run python bench/bench_matching.py
+
+.PHONY: chaos
+chaos: bootstrap  ## long reliability scenarios on real processes; table in var/chaos/report.md
+	TASKFLEET_CHAOS=1 uv run pytest tests/chaos -v -p no:cacheprovider --durations=0
