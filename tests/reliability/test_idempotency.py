@@ -1,0 +1,54 @@
+"""``IdempotencyStore.run_once`` against a real redis-server: one effect per key, claims, expiry."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+
+import pytest
+from taskfleet_core.errors import TransientError
+from taskfleet_core.idempotency import EffectInProgress, IdempotencyStore
+
+
+@pytest.fixture
+def store(redis_client) -> IdempotencyStore:
+    return IdempotencyStore(redis_client, f"test-{uuid.uuid4().hex[:8]}", ttl_seconds=60)
+
+
+def test_the_effect_runs_once_per_key_and_the_result_is_replayed(store: IdempotencyStore) -> None:
+    calls: list[int] = []
+    first, dup1 = store.run_once("k", lambda: calls.append(1) or {"sent": True})
+    second, dup2 = store.run_once("k", lambda: calls.append(2) or {"sent": True})
+    assert calls == [1] and first == second == {"sent": True} and (dup1, dup2) == (False, True)
+    assert 0 < store.client.ttl(store._key("k")) <= 60  # keys expire
+
+
+def test_a_concurrent_copy_is_told_to_retry_not_to_repeat_the_effect(store: IdempotencyStore) -> None:
+    started, release = threading.Event(), threading.Event()
+    calls: list[str] = []
+
+    def slow_effect() -> str:
+        calls.append("original")
+        started.set()
+        release.wait(5)
+        return "done"
+
+    worker = threading.Thread(target=store.run_once, args=("k", slow_effect))
+    worker.start()
+    started.wait(5)
+    with pytest.raises(EffectInProgress) as raised:
+        store.run_once("k", lambda: calls.append("copy") or "again")
+    assert isinstance(raised.value, TransientError)  # FleetTask retries it with backoff
+    release.set()
+    worker.join(5)
+    assert store.run_once("k", lambda: calls.append("late copy") or "again") == ("done", True)
+    assert calls == ["original"]
+
+
+def test_a_failed_effect_releases_its_claim(store: IdempotencyStore) -> None:
+    def boom() -> None:
+        raise RuntimeError("smtp down")
+
+    with pytest.raises(RuntimeError):
+        store.run_once("k", boom)
+    assert store.run_once("k", lambda: "ok") == ("ok", False)
