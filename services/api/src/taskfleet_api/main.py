@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from taskfleet_core.settings import load_settings
 from taskfleet_core.valkey import client
 
-from taskfleet_api import catalog, dlq, jobs, observability
+from taskfleet_api import accounts, catalog, dlq, jobs, observability
 from taskfleet_api.auth import TokenAuth, require_read
 from taskfleet_api.limits import BodySizeLimit
 from taskfleet_api.responses import ERROR_RESPONSES
@@ -30,6 +30,7 @@ def create_api() -> FastAPI:
     api.include_router(jobs.router, dependencies=[Depends(require_read)])
     api.include_router(catalog.router, dependencies=[Depends(require_read)])
     api.include_router(dlq.router, dependencies=[Depends(require_read)])
+    api.include_router(accounts.router, dependencies=[Depends(require_read)])  # companies, users, matches
     if settings.api_cors_origins:  # CORS stays off unless origins are listed explicitly
         origins = [o.strip() for o in settings.api_cors_origins.split(",") if o.strip()]
         api.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST", "DELETE"])

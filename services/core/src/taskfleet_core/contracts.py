@@ -54,6 +54,21 @@ class RefreshMatchesArgs(Args):
     chunk_size: int = Field(50, ge=1, le=1000)
 
 
+class MatchChunkArgs(Args):
+    """One chunk of a ``refresh_all_matches`` fan-out: the grant matrix is built once for all of them."""
+
+    company_ids: list[int] = Field(min_length=1, max_length=1000)
+    top_n: int = Field(50, ge=1, le=500)
+
+
+class FinishRefreshArgs(Args):
+    """The chord callback of a fan-out: releases the overlap lock the fan-out took."""
+
+    lock: str = Field(min_length=1, max_length=200)
+    token: str = Field(min_length=1, max_length=200)
+    companies: int = Field(0, ge=0)
+
+
 class SourceSyncArgs(Args):
     full: bool = Field(False, description="ignore the watermark and fetch everything")
     max_pages: int | None = Field(None, ge=1, le=10_000)
@@ -154,6 +169,8 @@ CONTRACTS: dict[str, TaskContract] = _contracts(
         # matching_tasks
         C("matching.refresh_all_matches", "matching", RefreshMatchesArgs, "Recalculate matches for many companies"),
         C("matching.calculate_company_matches", "matching", CompanyMatchesArgs, "Score every grant for one company"),
+        C("matching.calculate_matches_chunk", "matching", MatchChunkArgs, "Score every grant for a chunk of companies"),
+        C("matching.finish_refresh", "matching", FinishRefreshArgs, "End of a refresh fan-out: release its lock"),
         # email_tasks
         C("email.send_email", "email", SendEmailArgs, "Send one email (text + optional HTML) over SMTP"),
         C("email.check_deadline_notifications", "email", DeadlineCheckArgs, "Check for approaching deadlines"),

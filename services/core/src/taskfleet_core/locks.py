@@ -25,6 +25,14 @@ _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
+# Take the lock, or keep it when it already carries our token (the same job, redelivered).
+_ACQUIRE = """
+local current = redis.call('GET', KEYS[1])
+if current == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end
+if current then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+"""
 _EXTEND = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 0
@@ -47,10 +55,13 @@ class OverlapLock:
         """A handle on a lock taken elsewhere (its token travelled in a message)."""
         return cls(client, name, ttl_seconds, token)
 
-    def acquire(self) -> bool:
-        """Take the lock; False (and nothing changed) when someone else holds it."""
-        token = uuid.uuid4().hex
-        if self.client.set(self.key, token, nx=True, px=self.ttl_seconds * 1000):
+    def acquire(self, token: str | None = None) -> bool:
+        """Take the lock; False (and nothing changed) when someone else holds it.
+
+        Pass the job id as ``token`` and a redelivery of the same job finds the lock its own.
+        """
+        token = token or uuid.uuid4().hex
+        if self.client.eval(_ACQUIRE, 1, self.key, token, self.ttl_seconds * 1000):
             self.token = token
             return True
         return False
@@ -78,10 +89,12 @@ class OverlapLock:
         return f"another run holds lock {self.name!r}{left}"
 
 
-def try_lock(client: redis.Redis, name: str, ttl_seconds: int) -> tuple[OverlapLock | None, str]:
+def try_lock(
+    client: redis.Redis, name: str, ttl_seconds: int, token: str | None = None
+) -> tuple[OverlapLock | None, str]:
     """``(lock, "")`` when taken, else ``(None, reason)`` -- the reason is logged, the caller skips."""
     lock = OverlapLock(client, name, ttl_seconds)
-    if lock.acquire():
+    if lock.acquire(token):
         return lock, ""
     reason = lock.skip_reason()
     log.info("skipping: %s", reason)

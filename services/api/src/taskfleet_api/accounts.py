@@ -1,0 +1,195 @@
+"""``/api/v1/companies`` and ``/api/v1/users``: just enough to create a company, then read its matches.
+
+Matching itself is a job (``POST /api/v1/jobs`` with ``matching.calculate_company_matches``);
+this router only reads what the matching worker stored. The engine is created on first use
+(the API starts even while the database is down) and disposed of when the app shuts down.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, status
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from taskfleet_core.db import create_engine
+from taskfleet_core.migrations import ensure_schema
+from taskfleet_core.models import Grant
+from taskfleet_core.models_accounts import COMPANY_SIZES, Company, MatchResult, User
+from taskfleet_core.settings import load_settings
+
+from taskfleet_api.auth import require_write
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    app.state.accounts_engine = None
+    try:
+        yield
+    finally:
+        if app.state.accounts_engine is not None:
+            await app.state.accounts_engine.dispose()
+            app.state.accounts_engine = None
+
+
+router = APIRouter(prefix="/api/v1", tags=["companies"], lifespan=lifespan)
+
+
+class CompanyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    country: str | None = Field(None, pattern=r"^[A-Za-z]{2}$", description="ISO 3166 alpha-2")
+    sectors: list[str] = Field(default_factory=list, max_length=20)
+    description: str = Field("", max_length=20_000)
+    size: Literal[COMPANY_SIZES] | None = None  # type: ignore[valid-type]
+    active: bool = True
+
+    @field_validator("country")
+    @classmethod
+    def _upper(cls, value: str | None) -> str | None:
+        return value.upper() if value else value
+
+
+class CompanyOut(BaseModel):
+    id: int
+    name: str
+    country: str | None
+    sectors: list[str]
+    description: str
+    size: str | None
+    active: bool
+    created_at: datetime
+
+
+class UserIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: EmailStr
+    company_id: int = Field(ge=1)
+    name: str | None = Field(None, max_length=200)
+    notify_deadlines: bool = True
+    alert_windows_days: list[int] | None = Field(None, min_length=1, max_length=10, description="default 14, 7, 1")
+    min_alert_score: float = Field(0.0, ge=0, le=1)
+
+
+class UserOut(BaseModel):
+    id: int
+    email: str
+    company_id: int
+    name: str | None
+    notify_deadlines: bool
+    alert_windows_days: list[int] | None
+    min_alert_score: float
+
+
+class MatchOut(BaseModel):
+    rank: int
+    grant_id: int
+    title: str
+    source: str
+    score: float
+    reasons: list[str]
+    deadline: datetime | None
+    url: str | None
+    computed_at: datetime
+
+
+class MatchesOut(BaseModel):
+    company_id: int
+    computed_at: datetime | None = Field(description="when the current results were calculated; null: never")
+    matches: list[MatchOut]
+
+
+async def session(request: Request) -> AsyncIterator[AsyncSession]:
+    state = request.app.state
+    if getattr(state, "accounts_engine", None) is None:
+        url = load_settings().database_url
+        await ensure_schema(url)
+        state.accounts_engine = create_engine(url)
+    async with async_sessionmaker(state.accounts_engine, expire_on_commit=False)() as db:
+        yield db
+
+
+def _company_out(c: Company) -> CompanyOut:
+    return CompanyOut(
+        id=c.id,
+        name=c.name,
+        country=c.country,
+        sectors=list(c.sectors or []),
+        description=c.description,
+        size=c.size,
+        active=c.active,
+        created_at=c.created_at,
+    )
+
+
+@router.post(
+    "/companies", status_code=status.HTTP_201_CREATED, response_model=CompanyOut, dependencies=[Depends(require_write)]
+)
+async def create_company(body: CompanyIn, db: AsyncSession = Depends(session)) -> CompanyOut:
+    now = datetime.now(UTC)
+    company = Company(**body.model_dump(), created_at=now, updated_at=now, last_active_at=now)
+    db.add(company)
+    await db.commit()
+    return _company_out(company)
+
+
+@router.get("/companies/{company_id}", response_model=CompanyOut)
+async def get_company(company_id: int, db: AsyncSession = Depends(session)) -> CompanyOut:
+    company = await db.get(Company, company_id)
+    if company is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no company {company_id}")
+    return _company_out(company)
+
+
+@router.post(
+    "/users", status_code=status.HTTP_201_CREATED, response_model=UserOut, dependencies=[Depends(require_write)]
+)
+async def create_user(body: UserIn, db: AsyncSession = Depends(session)) -> UserOut:
+    if await db.get(Company, body.company_id) is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no company {body.company_id}")
+    user = User(**body.model_dump(), created_at=datetime.now(UTC))
+    db.add(user)
+    try:
+        await db.commit()
+    except IntegrityError:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"a user with email {body.email} exists") from None
+    return UserOut(**{k: getattr(user, k) for k in UserOut.model_fields})
+
+
+@router.get("/companies/{company_id}/matches", response_model=MatchesOut)
+async def company_matches(
+    company_id: int, limit: int = Query(50, ge=1, le=500), db: AsyncSession = Depends(session)
+) -> MatchesOut:
+    """The company's current matches, best first, with the reasons of each score."""
+    if await db.get(Company, company_id) is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no company {company_id}")
+    rows = await db.execute(
+        select(MatchResult, Grant.title, Grant.source, Grant.deadline, Grant.url)
+        .join(Grant, Grant.id == MatchResult.grant_id)
+        .where(MatchResult.company_id == company_id)
+        .order_by(MatchResult.rank)
+        .limit(limit)
+    )
+    matches: list[dict[str, Any]] = [
+        {
+            "rank": m.rank,
+            "grant_id": m.grant_id,
+            "title": title,
+            "source": source,
+            "score": m.score,
+            "reasons": m.reasons,
+            "deadline": deadline,
+            "url": url,
+            "computed_at": m.computed_at,
+        }
+        for m, title, source, deadline, url in rows
+    ]
+    computed_at = max((m["computed_at"] for m in matches), default=None)
+    return MatchesOut(company_id=company_id, computed_at=computed_at, matches=[MatchOut(**m) for m in matches])

@@ -1,0 +1,101 @@
+"""A small fleet per test module and backend: SQLite and PostgreSQL, real workers, the real API.
+
+Each (module, backend) gets a fresh database migrated to head, its own Valkey database (so
+its queues, locks and the email queue's fleet-wide rate-limit window are its own), workers
+started on first use, and the API in this process pointed at the same database and Valkey.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from fastapi.testclient import TestClient
+from taskfleet_core.migrations import upgrade_sync
+
+from tests.conftest import API_TEST_TOKEN
+from tests.integration.conftest import WorkerPool
+from tests.support.postgres import PostgresServer
+from tests.support.redis_server import RedisServer
+
+BACKENDS = ["sqlite", "postgresql"]
+_valkey_dbs = iter(range(1, 16))
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    server = PostgresServer().start()
+    yield server
+    server.stop()
+
+
+def _reset_caches() -> None:
+    from taskfleet_api import producer
+    from taskfleet_core import valkey
+    from taskfleet_core.settings import load_settings
+
+    load_settings.cache_clear()
+    valkey.client.cache_clear()
+    producer.celery_app.cache_clear()
+
+
+class Fleet:
+    def __init__(self, backend: str, database_url: str, env: dict[str, str], log_dir: Path) -> None:
+        self.backend = backend
+        self.database_url = database_url
+        self.env = env
+        self.workers = WorkerPool(env, log_dir)
+        self.redis = redis.Redis.from_url(env["REDIS_URL"], decode_responses=True)
+        self.api: TestClient | None = None
+
+    def submit(self, task: str, **kwargs: object) -> str:
+        assert self.api is not None
+        response = self.api.post("/api/v1/jobs", json={"task": task, "kwargs": kwargs})
+        assert response.status_code == 202, response.text
+        return response.json()["id"]
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def fleet(
+    request: pytest.FixtureRequest,
+    fleet_env: dict[str, str],
+    redis_server: RedisServer,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Fleet]:
+    backend = request.param
+    if backend == "sqlite":
+        database_url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('db') / 'matching.db'}"
+    else:
+        database_url = request.getfixturevalue("postgres_server").create_database()
+    upgrade_sync(database_url)
+    redis_url = redis_server.url.rsplit("/", 1)[0] + f"/{next(_valkey_dbs)}"
+    redis.Redis.from_url(redis_url).flushdb()
+    env = {**fleet_env, "DATABASE_URL": database_url, "REDIS_URL": redis_url}
+
+    saved = {k: os.environ.get(k) for k in ("DATABASE_URL", "REDIS_URL")}
+    os.environ.update(DATABASE_URL=database_url, REDIS_URL=redis_url)
+    _reset_caches()
+    fleet = Fleet(backend, database_url, env, tmp_path_factory.mktemp(f"logs-{backend}"))
+    from taskfleet_api.main import create_api
+
+    with TestClient(create_api(), headers={"Authorization": f"Bearer {API_TEST_TOKEN}"}) as client:
+        fleet.api = client
+        try:
+            yield fleet
+        finally:
+            fleet.workers.stop()
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    _reset_caches()
+
+
+@pytest.fixture
+def unique() -> str:
+    return uuid.uuid4().hex[:8]
