@@ -310,3 +310,22 @@ def load_with_kills(
     )
     report.seconds = time.monotonic() - t0
     return report
+
+
+def poison_pill_redeliveries(fleet: Fleet, copies: int = 12) -> dict[str, Any]:
+    """A message kombu keeps restoring (it killed its worker each time) stops at the redelivery limit."""
+    job = fleet.submit("maintenance.canary", kwargs={"steps": 1})  # no worker yet: it waits in the list
+    raw = fleet.valkey.rpop("default")
+    envelope = json.loads(raw)
+    envelope["headers"]["redelivered"] = True
+    envelope["properties"]["delivery_info"]["redelivered"] = True
+    fleet.valkey.lpush("default", *[json.dumps(envelope)] * copies)
+    fleet.start_workers("default", 1, "--concurrency", "1")
+    deadline = time.monotonic() + 60
+    entry = None
+    while time.monotonic() < deadline:
+        entry = fleet.dead_lettered().get(job or "")
+        if entry and entry["times_dead_lettered"] >= copies - 10 and fleet.valkey.llen("default") == 0:
+            break
+        time.sleep(0.2)
+    return {"job": job, "entry": entry}

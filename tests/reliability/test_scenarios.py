@@ -112,3 +112,11 @@ def test_mixed_load_with_worker_kills_ends_in_success_or_dlq(clean: Fleet) -> No
     assert report.missing == 0, report
     assert report.duplicated_effects == 0, report
     assert report.dead_lettered > 0 and report.succeeded > 100
+
+
+@pytest.mark.timeout(120)
+def test_a_message_that_keeps_coming_back_is_dead_lettered_at_the_redelivery_limit(clean: Fleet) -> None:
+    seen = scenarios.poison_pill_redeliveries(clean, copies=12)
+    entry = seen["entry"]
+    assert entry is not None and entry["reason"] == "redelivery_limit", seen
+    assert entry["times_dead_lettered"] == 2  # deliveries 11 and 12 of the same job

@@ -42,7 +42,8 @@ PERMANENT = "permanent_failure"
 TIMEOUT = "time_limit"
 UNKNOWN_TASK = "unknown_task"
 MALFORMED = "malformed"
-REASONS = (EXHAUSTED, PERMANENT, TIMEOUT, UNKNOWN_TASK, MALFORMED)
+REDELIVERY_LIMIT = "redelivery_limit"
+REASONS = (EXHAUSTED, PERMANENT, TIMEOUT, UNKNOWN_TASK, MALFORMED, REDELIVERY_LIMIT)
 
 #: Header a replayed job carries, naming the job it replays.
 REPLAY_OF_HEADER = "taskfleet_replay_of"

@@ -8,7 +8,9 @@ acked). Each drops the message. ``GuardedConsumer`` (``worker_consumer`` setting
 it first, then lets Celery reject it as before, so the worker keeps consuming.
 
 Failures of known tasks (exhausted retries, permanent errors, time limits) reach the DLQ from
-``FleetTask.on_failure`` through ``record_task_failure``.
+``FleetTask.on_failure`` through ``record_task_failure``. A message that keeps coming back
+because it kills its worker (OOM, segfault: ``reject_on_worker_lost`` requeues it each time)
+is stopped by ``redelivery_limit_reached`` after ``MAX_REDELIVERIES`` and dead-lettered too.
 """
 
 from __future__ import annotations
@@ -22,9 +24,15 @@ from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 from celery.worker.consumer import Consumer
 
 from taskfleet_core import dlq
+from taskfleet_core.constants import KEY_PREFIX
 from taskfleet_core.errors import PermanentError, TransientError
 
 log = logging.getLogger("taskfleet.dlq")
+
+#: Deliveries of one message after its first before it counts as a poison pill (kills, drains, restarts).
+MAX_REDELIVERIES = 10
+REDELIVERY_KEY = KEY_PREFIX + "redeliveries:{job_id}:{retries}"
+REDELIVERY_TTL_SECONDS = 7 * 24 * 3600
 
 #: Custom message headers show up as attributes of the task request (Celery copies them there).
 REPLAY_ATTR = dlq.REPLAY_OF_HEADER
@@ -138,3 +146,32 @@ def record_task_failure(task: Any, exc: BaseException, task_id: str, args: Any, 
         log.error("dead-lettered %s[%s] after %d retries: %r", task.name, task_id, retries, exc)
     except Exception:
         log.exception("could not dead-letter %s[%s]", getattr(task, "name", "?"), task_id)
+
+
+def redelivery_limit_reached(task: Any, task_id: str) -> bool:
+    """Count redeliveries of this message (kombu flags restored ones); past the limit, dead-letter it."""
+    request = task.request
+    if not (request.delivery_info or {}).get("redelivered"):
+        return False
+    from taskfleet_core.valkey import client
+
+    key = REDELIVERY_KEY.format(job_id=task_id, retries=request.retries or 0)
+    pipe = client().pipeline()
+    pipe.incr(key)
+    pipe.expire(key, REDELIVERY_TTL_SECONDS)
+    count, _ = pipe.execute()
+    if count <= MAX_REDELIVERIES:
+        return False
+    exc = RuntimeError(f"delivered {count + 1} times without finishing: the job kills its worker or never acks")
+    dlq.dead_letter_queue().add_failure(
+        queue=task.contract.queue,
+        task=task.name,
+        job_id=task_id,
+        args=request.args,
+        kwargs=request.kwargs,
+        exc=exc,
+        reason=dlq.REDELIVERY_LIMIT,
+        retries=request.retries or 0,
+    )
+    log.error("dead-lettered %s[%s]: %s", task.name, task_id, exc)
+    return True

@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from taskfleet_core.constants import REVOKED_KEY
 from taskfleet_core.contracts import Args, TaskContract, contract_for
 from taskfleet_core.errors import InvalidTaskArguments, PermanentError, TransientError
-from taskfleet_core.message_guard import record_task_failure
+from taskfleet_core.message_guard import record_task_failure, redelivery_limit_reached
 from taskfleet_core.queues import QUEUES, RateLimit
 from taskfleet_core.ratelimit import FleetRateLimiter
 from taskfleet_core.settings import load_settings
@@ -52,6 +52,8 @@ class FleetTask(Task):
             # revoked while this worker was not listening (started later, reconnecting)
             self.backend.mark_as_revoked(task_id, reason="revoked via API", request=self.request)
             log.info("%s[%s] skipped: revoked", self.name, task_id)
+            raise Ignore()
+        if redelivery_limit_reached(self, task_id):  # a poison pill that keeps killing its worker
             raise Ignore()
         self._take_rate_limit_slot(task_id)
 
