@@ -165,3 +165,24 @@ def test_trace_runs_from_the_api_into_the_worker(fleet: Fleet) -> None:
     assert task_lines, "no JSON log line with the task id"
     assert {entry.get("trace_id") for entry in task_lines} == {trace_id}
     assert all(entry["task_name"] == CANARY and entry["queue"] == "default" for entry in task_lines)
+
+
+def test_task_database_and_valkey_calls_are_child_spans(fleet: Fleet) -> None:
+    """``maintenance.health_check`` pings the database (SQLAlchemy) and Valkey inside its task span."""
+    response = fleet.submit("maintenance.health_check")
+    assert response.status_code == 202
+    job_id = response.json()["id"]
+    assert fleet.wait_job(job_id)["state"] == "SUCCESS"
+    sink = fleet.sink
+    (run,) = sink.wait_for(lambda s: s.attributes.get("taskfleet.task.id") == job_id)
+    spans = {s.span_id: s for s in sink.wait_for(lambda s: s.trace_id == run.trace_id, count=4)}
+
+    def under_run(span) -> bool:  # type: ignore[no-untyped-def]
+        while span.parent_id in spans:
+            span = spans[span.parent_id]
+            if span.span_id == run.span_id:
+                return True
+        return False
+
+    systems = {s.attributes.get("db.system") for s in spans.values() if under_run(s)}
+    assert {"redis", "sqlite"} <= systems, systems

@@ -34,7 +34,7 @@ def configure(service_name: str, *, celery: bool = True, clients: bool = True) -
     """Install the SDK for this process; returns False (and does nothing) when tracing is off.
 
     ``OTEL_SERVICE_NAME`` wins over ``service_name``. ``clients`` instruments redis-py,
-    HTTPX and SQLAlchemy so a task's Valkey, HTTP and database calls are child spans.
+    HTTPX and SQLAlchemy (see ``instrument_libraries``) so Valkey, HTTP and database calls are child spans.
     """
     global _provider
     if _provider is not None or not enabled():
@@ -54,19 +54,27 @@ def configure(service_name: str, *, celery: bool = True, clients: bool = True) -
 
         CeleryInstrumentor().instrument(tracer_provider=provider)
     if clients:
-        _instrument_clients(provider)
+        instrument_libraries()
     log.info("tracing on: service %s", os.environ["OTEL_SERVICE_NAME"])
     return True
 
 
-def _instrument_clients(provider: Any) -> None:
+def instrument_libraries() -> None:
+    """Wrap redis-py, HTTPX and SQLAlchemy so their calls become child spans of the current span.
+
+    Call it before application modules import these libraries (``from sqlalchemy.ext.asyncio import
+    create_async_engine`` keeps the unwrapped function otherwise). The wrappers use the global tracer
+    provider lazily, so a prefork parent may wrap and each child install the SDK after fork.
+    """
+    if not enabled():
+        return
     from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
     from opentelemetry.instrumentation.redis import RedisInstrumentor
     from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 
     for instrumentor in (RedisInstrumentor(), HTTPXClientInstrumentor(), SQLAlchemyInstrumentor()):
         if not instrumentor.is_instrumented_by_opentelemetry:
-            instrumentor.instrument(tracer_provider=provider)
+            instrumentor.instrument(skip_dep_check=True)  # SQLAlchemy 2.1 works, though not yet declared
 
 
 def annotate_task(task: Any) -> None:

@@ -41,6 +41,7 @@ def _register_placeholder(app: Celery, contract: TaskContract) -> None:
 
 def create_worker_app(queue: str, task_modules: Sequence[str]) -> Celery:
     app = create_app(f"taskfleet-worker-{queue}", consumer_queue=queue)
+    worker_observability.instrument(app, queue)  # metrics, traces, JSON logs; before the task modules load
     for module in task_modules:
         importlib.import_module(module)
     app.finalize(auto=True)
@@ -55,7 +56,6 @@ def create_worker_app(queue: str, task_modules: Sequence[str]) -> Celery:
     app.conf.taskfleet_implemented = implemented
     app.conf.taskfleet_missing = missing
     probes.install(app)  # heartbeat + ready files for the Kubernetes probes
-    worker_observability.instrument(app, queue)  # metrics, traces, JSON logs
 
     @celeryd_after_setup.connect(weak=False)
     def _announce(sender, instance, conf, **_):  # type: ignore[no-untyped-def]

@@ -28,6 +28,7 @@ def instrument(app: Celery, queue: str) -> None:
     if _queue:
         return
     _queue["name"] = queue
+    tracing.instrument_libraries()  # before the task modules import SQLAlchemy & co.
     task_metrics.instrument_worker(app, queue)
     signals.celeryd_init.connect(_main_init, weak=False)
     signals.worker_init.connect(_worker_init, weak=False)
