@@ -135,8 +135,9 @@ def _retry(sender: Any = None, reason: Any = None, **_: Any) -> None:
     metrics.TASK_RETRIES_BY_REASON.labels(sender.name, _state["worker"], cause).inc()
 
 
-def _revoked(request: Any = None, **_: Any) -> None:
-    metrics.TASK_REVOKED.labels(*_labels(getattr(request, "name", None) or "unknown")).inc()
+def _revoked(sender: Any = None, request: Any = None, **_: Any) -> None:
+    name = getattr(sender, "name", None) or getattr(request, "task", None) or "unknown"
+    metrics.TASK_REVOKED.labels(*_labels(name)).inc()
 
 
 def _rejected(message: Any = None, **_: Any) -> None:
