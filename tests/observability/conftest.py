@@ -115,6 +115,17 @@ def fleet(fleet_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -
     finally:
         for thing in reversed(started):
             thing.stop()
+        _leave_the_broker_clean(fleet_env["REDIS_URL"])
+
+
+def _leave_the_broker_clean(url: str) -> None:
+    """Later tests share this redis-server: drop the work this module left waiting (matching has no consumer)."""
+    import redis
+    from taskfleet_core.queues import QUEUES
+
+    client = redis.Redis.from_url(url)
+    for spec in QUEUES.values():
+        client.delete(*spec.waiting_lists(), spec.unacked_index_key, spec.unacked_key)
 
 
 def log_lines(path: Path) -> list[str]:
