@@ -14,6 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterable
+from typing import Any
 
 import redis
 from prometheus_client import REGISTRY
@@ -59,11 +60,14 @@ class Consumers:
         self.workers: dict[str, int] = dict.fromkeys(QUEUES, 0)
         self.processes: dict[str, int] = dict.fromkeys(QUEUES, 0)
         self.ready = threading.Event()
+        self._app: Any = None
 
     def refresh(self) -> None:
-        from taskfleet_core.celery_app import create_app
+        if self._app is None:
+            from taskfleet_core.celery_app import create_app
 
-        inspect = create_app("taskfleet-queue-exporter").control.inspect(timeout=1.0)
+            self._app = create_app("taskfleet-queue-exporter")
+        inspect = self._app.control.inspect(timeout=1.0)
         active = inspect.active_queues() or {}
         stats = inspect.stats() or {}
         workers = dict.fromkeys(QUEUES, 0)
