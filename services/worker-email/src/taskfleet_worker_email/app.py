@@ -2,4 +2,4 @@
 
 from taskfleet_core.worker import create_worker_app
 
-app = create_worker_app("email", ["taskfleet_worker_email.tasks"])
+app = create_worker_app("email", ["taskfleet_worker_email.tasks", "taskfleet_worker_email.notifications"])
