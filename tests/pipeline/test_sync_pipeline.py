@@ -160,3 +160,15 @@ def test_embeddings_only_for_grants_missing_them(pipeline_env, feeds, database_u
     second = with_session(database_url, maintenance.generate_embeddings)
     assert first["embedded"] == feeds.stats()["counts"]["gcf"] and second["embedded"] == 0
     assert all(len(g.embedding) == 384 * 4 and g.embedding_model == "hashing-384" for g in grants(database_url))
+
+
+def test_a_run_cut_short_is_completed_by_the_next_run(pipeline_env, feeds, database_url):
+    """A run stopped after its first page (as a killed task would be) leaves no watermark; the rerun completes."""
+    partial = run(sync_source("iati", full=False, max_pages=1))
+    assert partial.status == "ok" and not partial.complete and partial.inserted == 25
+    assert sync_state(database_url, "iati").watermark is None  # not moved: the rest is still to be read
+
+    rerun = run(sync_source("iati", full=False))
+    assert rerun.complete and (rerun.inserted, rerun.unchanged) == (feeds.stats()["counts"]["iati"] - 25, 25)
+    assert count_by_source(database_url) == {"iati": feeds.stats()["counts"]["iati"]}
+    assert sync_state(database_url, "iati").watermark

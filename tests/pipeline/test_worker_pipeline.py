@@ -3,7 +3,8 @@
 The sync queue's fleet-wide limit (10 tasks/minute) stays on. A ``sync_all_grants`` run is
 7 tasks (the orchestrator, 5 sources, the finishing step), so each test sends at most 10;
 ``fresh_sync_window`` empties the limiter's window between tests, since each test is its
-own fleet and should not inherit the previous test's minute.
+own fleet and should not inherit the previous test's minute, nor sync messages other tests
+left waiting (Beat tests send the scheduled syncs to a queue nobody consumes there).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import pytest
 from taskfleet_core.celery_app import create_app
 from taskfleet_core.models import Grant
+from taskfleet_core.queues import QUEUES
 from taskfleet_core.ratelimit import RATE_KEY
 
 from tests.pipeline.conftest import SOURCES
@@ -19,7 +21,7 @@ from tests.pipeline.helpers import count_by_source, grant, grants, sync_state
 
 @pytest.fixture
 def fresh_sync_window(redis_client) -> None:
-    redis_client.delete(RATE_KEY.format(name="sync"))
+    redis_client.delete(RATE_KEY.format(name="sync"), *QUEUES["sync"].waiting_lists())
 
 
 @pytest.fixture
