@@ -2,4 +2,13 @@
 
 from taskfleet_core.worker import create_worker_app
 
-app = create_worker_app("default", ["taskfleet_worker_default.health", "taskfleet_worker_default.canary"])
+app = create_worker_app(
+    "default",
+    [
+        "taskfleet_worker_default.health",
+        "taskfleet_worker_default.canary",
+        "taskfleet_worker_default.sessions",
+        "taskfleet_worker_default.vacuum",
+        "taskfleet_worker_default.statistics",
+    ],
+)

@@ -17,6 +17,8 @@ from taskfleet_core.settings import Settings, load_settings
 from taskfleet_core.tasks import FleetTask, implements
 from taskfleet_core.valkey import client
 
+from taskfleet_worker_default.freshness import sync_freshness
+
 
 async def _timed(check: Callable[[], Awaitable[Any]], timeout: float) -> dict[str, Any]:
     started = time.perf_counter()
@@ -60,8 +62,12 @@ def check_all(task: FleetTask | None, settings: Settings) -> dict[str, Any]:
     if task is not None:
         task.report_progress(len(probes), len(probes) + 1, "reading queue depths")
     queues = queue_depths(client()) if checks["broker"]["ok"] else {}
+    # data freshness: last successful sync per source; stale sources degrade the report
+    freshness = run_async(lambda: _timed(lambda: sync_freshness(settings), 30)) if checks["database"]["ok"] else {}
+    fresh = not freshness or (freshness["ok"] and not freshness["detail"]["stale_sources"])
     return {
-        "status": "ok" if all(c["ok"] for c in checks.values()) else "degraded",
+        "status": "ok" if all(c["ok"] for c in checks.values()) and fresh else "degraded",
+        "freshness": freshness,
         "checked_at": datetime.now(UTC).isoformat(),
         "checks": checks,
         "queues": queues,

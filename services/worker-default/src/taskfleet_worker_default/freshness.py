@@ -1,0 +1,42 @@
+"""Database freshness for ``maintenance.health_check``: when did each grant source last sync successfully?
+
+A source that has run but not succeeded within ``MAX_AGE`` (two daily syncs) is stale and
+degrades the report; a source that never ran yet (a fresh install) is listed, not counted.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from taskfleet_core.db import session_scope
+from taskfleet_core.migrations import ensure_schema
+from taskfleet_core.models import SyncState
+from taskfleet_core.settings import Settings
+
+MAX_AGE = timedelta(hours=48)
+
+
+async def sync_freshness(settings: Settings, now: datetime | None = None) -> dict[str, Any]:
+    now = now or datetime.now(UTC)
+    await ensure_schema(settings.database_url)
+    async with session_scope(settings.database_url) as sessions, sessions() as session:
+        states = {s.source: s for s in (await session.scalars(select(SyncState))).all()}
+    enabled = [s.strip() for s in settings.grant_sources_enabled.split(",") if s.strip()]
+    sources: dict[str, Any] = {}
+    for source in sorted(set(enabled) | set(states)):
+        state = states.get(source)
+        if state is None or state.last_run_at is None:
+            sources[source] = {"last_success_at": None, "stale": None, "note": "never synced"}
+            continue
+        success = state.last_success_at
+        age = None if success is None else (now - success).total_seconds() / 3600
+        sources[source] = {
+            "last_success_at": success.isoformat() if success else None,
+            "age_hours": None if age is None else round(age, 1),
+            "last_status": state.last_status,
+            "stale": age is None or age > MAX_AGE.total_seconds() / 3600,
+        }
+    stale = sorted(s for s, info in sources.items() if info["stale"])
+    return {"max_age_hours": MAX_AGE.total_seconds() / 3600, "stale_sources": stale, "sources": sources}

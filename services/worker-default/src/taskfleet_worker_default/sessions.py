@@ -1,0 +1,40 @@
+"""``maintenance.cleanup_old_sessions``: delete expired sessions and expired or long-revoked tokens.
+
+Plain ``DELETE .. WHERE expires_at < now`` on indexed columns: running it twice deletes nothing
+the second time, so a retry or redelivery is harmless.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, or_
+from taskfleet_core.async_bridge import run_async
+from taskfleet_core.contracts import NoArgs
+from taskfleet_core.db import session_scope
+from taskfleet_core.migrations import ensure_schema
+from taskfleet_core.models_accounts import AuthToken, UserSession
+from taskfleet_core.settings import load_settings
+from taskfleet_core.tasks import FleetTask, implements
+
+#: A revoked token is kept this long for audit, then deleted even if it has not expired.
+REVOKED_TOKEN_RETENTION = timedelta(days=7)
+
+
+async def cleanup(url: str, now: datetime) -> dict[str, int]:
+    await ensure_schema(url)
+    async with session_scope(url) as sessions, sessions() as session, session.begin():
+        gone_sessions = await session.execute(delete(UserSession).where(UserSession.expires_at < now))
+        gone_tokens = await session.execute(
+            delete(AuthToken).where(
+                or_(AuthToken.expires_at < now, AuthToken.revoked_at < now - REVOKED_TOKEN_RETENTION)
+            )
+        )
+    return {"sessions_deleted": gone_sessions.rowcount, "tokens_deleted": gone_tokens.rowcount}
+
+
+@implements("maintenance.cleanup_old_sessions")
+def cleanup_old_sessions(task: FleetTask, args: NoArgs) -> dict[str, Any]:
+    now = datetime.now(UTC)
+    return {**run_async(lambda: cleanup(load_settings().database_url, now)), "before": now.isoformat()}

@@ -1,0 +1,54 @@
+"""``maintenance.vacuum_database``: refresh the planner's statistics (seed: "Run ANALYZE on database").
+
+PostgreSQL: ``ANALYZE`` (autovacuum does the vacuuming; ``VACUUM FULL`` would lock tables).
+SQLite: ``ANALYZE`` then ``PRAGMA optimize``. Two runs at once would only compete for I/O,
+so the task takes an overlap lock and a second run skips, saying who holds it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from sqlalchemy import text
+from taskfleet_core.async_bridge import run_async
+from taskfleet_core.contracts import NoArgs
+from taskfleet_core.db import engine_scope
+from taskfleet_core.locks import OverlapLock
+from taskfleet_core.migrations import ensure_schema
+from taskfleet_core.queues import QUEUES
+from taskfleet_core.settings import load_settings
+from taskfleet_core.tasks import FleetTask, implements
+from taskfleet_core.valkey import client
+
+log = logging.getLogger(__name__)
+
+LOCK = "maintenance.vacuum_database"
+LOCK_TTL = 2 * QUEUES["default"].time_limit
+
+
+async def analyze(url: str) -> dict[str, Any]:
+    await ensure_schema(url)
+    started = time.perf_counter()
+    async with engine_scope(url) as engine:
+        dialect = engine.dialect.name
+        statements = ["ANALYZE"] if dialect == "postgresql" else ["ANALYZE", "PRAGMA optimize"]
+        async with engine.connect() as conn:
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            for statement in statements:
+                await conn.execute(text(statement))
+    return {"dialect": dialect, "statements": statements, "seconds": round(time.perf_counter() - started, 3)}
+
+
+@implements("maintenance.vacuum_database")
+def vacuum_database(task: FleetTask, args: NoArgs) -> dict[str, Any]:
+    lock = OverlapLock(client(), LOCK, LOCK_TTL)
+    if not lock.acquire(token=task.request.id):
+        reason = lock.skip_reason()
+        log.info("vacuum_database[%s] skipped: %s", task.request.id, reason)
+        return {"skipped": True, "reason": reason}
+    try:
+        return {"skipped": False, **run_async(lambda: analyze(load_settings().database_url))}
+    finally:
+        lock.release()
