@@ -14,6 +14,7 @@ import glob
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -128,7 +129,7 @@ class PostgresServer:
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
-            self.process.terminate()  # SIGTERM: smart shutdown
+            self.process.send_signal(signal.SIGINT)  # fast shutdown: ends client sessions, does not wait for them
             try:
                 self.process.wait(20)
             except subprocess.TimeoutExpired:
