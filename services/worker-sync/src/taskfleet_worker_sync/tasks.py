@@ -159,6 +159,8 @@ def finish_sync_all(self: FleetTask, results: list[Any], full: bool = False, sou
         "sources": per_source,
         "failed": failed,
         "succeeded": sorted(s for s, r in per_source.items() if r.get("status") == "ok"),
+        # another run of the same source held its lock (overlapping schedules): that run syncs it
+        "skipped": sorted(s for s, r in per_source.items() if r.get("status") == "skipped"),
         **steps,
     }
 
