@@ -53,3 +53,13 @@ def test_a_running_task_counts_in_its_own_queue_only(worker_factory, k8s_env, db
     assert sum(db.llen(k) for k in QUEUES["default"].waiting_lists()) + db.zcard(key) == 1
 
     assert wait_for(lambda: db.zcard(key) == 0, timeout=20), "acked work must leave the in-flight count"
+
+
+def test_the_scaledobject_lists_are_where_kombu_puts_each_priority(k8s_env, db: redis.Redis, producer) -> None:  # type: ignore[no-untyped-def]
+    """Real publishes at every priority land exactly in the lists the email ScaledObject's triggers read."""
+    for priority in (0, 3, 6, 9):
+        producer.send_task("email.check_deadline_notifications", kwargs={}, priority=priority)
+    scaled = by_name(render_scenario("default"), "ScaledObject")["tf-taskfleet-worker-email"]
+    waiting = [t for t in scaled["spec"]["triggers"] if t["name"] != "running"]
+    counts = {t["name"]: db.llen(t["metadata"]["listName"]) for t in waiting}
+    assert counts == {"waiting": 1, "waiting_p3": 1, "waiting_p6": 1, "waiting_p9": 1}
