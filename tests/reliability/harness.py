@@ -85,6 +85,7 @@ class Fleet:
         self.beat: ServiceProcess | None = None
         self.extra_env = env
         self.http: httpx.Client | None = None
+        self.started = 0
 
     # --- lifecycle -----------------------------------------------------------------------------
     def start(self) -> Fleet:
@@ -118,9 +119,15 @@ class Fleet:
             base_url=f"http://127.0.0.1:{self.api_port}", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10
         )
         self.valkey = redis.Redis.from_url(self.redis.url, decode_responses=True)
+        self._stopping = threading.Event()
+        self.restarts: list[str] = []
+        self._supervisor = threading.Thread(target=self._supervise, daemon=True)
+        self._supervisor.start()
         return self
 
     def stop(self) -> None:
+        self._stopping.set()
+        self._supervisor.join(30)
         self.stop_workers()
         if self.api_proc:
             self.api_proc.stop()
@@ -129,12 +136,28 @@ class Fleet:
         self.smtp_controller.stop()
         self.redis.stop()
 
+    def kill(self, proc: ServiceProcess) -> None:
+        """SIGKILL a worker pod on purpose (not restarted by the supervisor; the scenario replaces it)."""
+        if proc in self.workers:
+            self.workers.remove(proc)
+        kill_pod(proc)
+
+    def _supervise(self) -> None:
+        """restartPolicy: Always -- a worker that exits on its own is started again, and counted."""
+        while not self._stopping.wait(1.0):
+            for proc in list(self.workers):
+                if proc.process is not None and proc.process.poll() is not None and proc in self.workers:
+                    self.workers.remove(proc)
+                    self.restarts.append(f"{proc.module} exited {proc.process.returncode}")
+                    queue = proc.module.rsplit("_", 1)[-1]
+                    self.start_workers(queue, 1, *proc.args[2:])
+
     def stop_workers(self) -> None:
         """Kill every worker and Beat (between scenarios: their jobs are final, nothing is in flight)."""
-        for proc in [*self.workers, self.beat]:
+        victims, self.workers[:] = [*self.workers, self.beat], []
+        for proc in victims:
             if proc is not None:
                 kill_pod(proc)
-        self.workers.clear()
         self.beat = None
 
     def start_workers(self, queue: str, count: int = 1, *extra: str) -> list[ServiceProcess]:
@@ -142,7 +165,8 @@ class Fleet:
         procs = []
         for _ in range(count):
             log = self.workdir / f"worker-{queue}-{time.monotonic_ns()}.log"
-            name = f"{queue}-{len(self.workers)}@%h"
+            self.started += 1
+            name = f"{queue}-{self.started}@%h"
             proc = ServiceProcess(f"taskfleet_worker_{queue}", log, self.env, ("--hostname", name, *extra))
             proc.start()
             self.workers.append(proc)

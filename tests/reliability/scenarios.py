@@ -16,7 +16,7 @@ from typing import Any
 
 from kombu import Connection, Exchange, Producer
 
-from tests.reliability.harness import Fleet, Report, kill_pod, max_in_window
+from tests.reliability.harness import Fleet, Report, max_in_window
 
 
 def _email(to: str, key: str | None = None) -> dict[str, Any]:
@@ -49,7 +49,7 @@ def sigkill_mid_task(fleet: Fleet, jobs: int = 2) -> Report:
         time.sleep(0.05)
     in_flight = fleet.smtp.slow_in_progress
     sent_before_kill = len(fleet.smtp.by_message_id())
-    kill_pod(victim)
+    fleet.kill(victim)
     killed = time.monotonic()
     fleet.start_workers("email", 1)
     states = fleet.wait_final([i for i in ids if i], timeout=90)
@@ -75,6 +75,7 @@ def sigterm_mid_task(fleet: Fleet, prefetched: int = 3) -> Report:
         if fleet.result(long_id).get("status") in {"STARTED", "PROGRESS"} and reserved >= 1 + prefetched:
             break
         time.sleep(0.05)
+    fleet.workers.remove(stopping)  # scaled in: Kubernetes does not restart it
     stopping.signal(signal.SIGTERM)
     term_at = time.monotonic()
     [other] = fleet.start_workers("default", 1)
@@ -137,10 +138,11 @@ def redis_restart(fleet: Fleet, seconds: float = 12, rate: float = 10, downtime:
     report.seconds = time.monotonic() - t0
     report.notes = (
         f"{refused} submissions refused while down (not accepted, client retried); "
+        f"worker crashes restarted: {len(fleet.restarts)}; "
         f"Beat health checks run after restart: {beat_after}; "
         f"{sum(1 for j in after_flush if flush_states[j] == 'SUCCESS')}/{len(after_flush)} done after FLUSHDB"
     )
-    report.details = {"beat_after": beat_after}
+    report.details = {"beat_after": beat_after, "restarts": list(fleet.restarts)}
     return report
 
 
@@ -287,7 +289,7 @@ def load_with_kills(
                 continue
             victim = rng.choice(alive)
             queue = victim.module.rsplit("_", 1)[-1]
-            kill_pod(victim)
+            fleet.kill(victim)
             kills += 1
             fleet.start_workers(queue, 1)
 
@@ -305,7 +307,8 @@ def load_with_kills(
     _tally(fleet, report, accepted, states)
     dlq = fleet.dead_lettered()
     report.notes = (
-        f"{kills} worker pods SIGKILLed and replaced; {len(poison) + 2} poison messages also dead-lettered: "
+        f"{kills} worker pods SIGKILLed and replaced, {len(fleet.restarts)} crashed and restarted; "
+        f"{len(poison) + 2} poison messages also dead-lettered: "
         f"{sum(1 for e in dlq.values() if e['job_id'] not in set(accepted))}"
     )
     report.seconds = time.monotonic() - t0

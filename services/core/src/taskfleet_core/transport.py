@@ -6,6 +6,13 @@ loop: the worker dies with "Unrecoverable error" and the item, already popped, i
 BRPOP reply is checked first; an item that is not a JSON object with kombu's ``properties`` goes
 to the DLQ as ``malformed`` and the consumer carries on as if the list had been empty.
 
+A second guard, found by the redis-restart chaos scenario: when the broker drops while a task
+is unacked, kombu's close path restores that message and needs a new connection pool, but the
+transport has already let go of its connection (``connection.client`` is None). The resulting
+AttributeError escaped as "Unrecoverable error" and the worker exited. Raising kombu's
+connection error instead lets Celery's reconnect loop carry on; the message stays in the
+``unacked`` hash and the visibility-timeout sweep returns it.
+
 Workers use it through ``broker_transport``; producers keep kombu's plain transport.
 """
 
@@ -17,6 +24,7 @@ import logging
 import uuid
 from typing import Any
 
+import redis
 from kombu.transport import redis as kombu_redis
 from kombu.utils.encoding import bytes_to_str
 
@@ -83,6 +91,11 @@ def _guarded_client(base: type, sep: str) -> type:
 class Channel(kombu_redis.Channel):
     def _get_client(self) -> type:
         return _guarded_client(super()._get_client(), self.sep)
+
+    def _connparams(self, asynchronous: bool = False) -> dict[str, Any]:
+        if self.connection.client is None:  # closing after the broker went away: no new pool can be made
+            raise redis.exceptions.ConnectionError("broker connection already closed")
+        return super()._connparams(asynchronous=asynchronous)
 
 
 class Transport(kombu_redis.Transport):
