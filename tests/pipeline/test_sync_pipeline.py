@@ -172,3 +172,24 @@ def test_a_run_cut_short_is_completed_by_the_next_run(pipeline_env, feeds, datab
     assert rerun.complete and (rerun.inserted, rerun.unchanged) == (feeds.stats()["counts"]["iati"] - 25, 25)
     assert count_by_source(database_url) == {"iati": feeds.stats()["counts"]["iati"]}
     assert sync_state(database_url, "iati").watermark
+
+
+def test_new_and_changed_grants_are_searchable_before_any_reindex(pipeline_env, feeds, database_url):
+    run(sync_source("gcf", full=True))
+    assert with_session(database_url, lambda s: search.search(s, "wetlands datem"))
+
+    feeds.edit("gcf", "FP001", ProjectName="Peatland carbon in Loreto, Peru")
+    run(sync_source("gcf", full=True))
+    titles = [h.title for h in with_session(database_url, lambda s: search.search(s, "peatland loreto"))]
+    assert titles == ["Peatland carbon in Loreto, Peru"]
+    assert with_session(database_url, lambda s: search.search(s, "wetlands datem")) == []
+
+
+def test_iati_without_a_subscription_key_fails_clearly(pipeline_env, feeds, database_url, monkeypatch):
+    from taskfleet_core.settings import load_settings
+
+    monkeypatch.setenv("IATI_API_KEY", "")
+    load_settings.cache_clear()
+    result = run(sync_source("iati", full=True))
+    assert result.status == "failed" and not result.retryable and "IATI_API_KEY" in result.error
+    assert feeds.stats()["requests"].get("iati", 0) == 0

@@ -2,7 +2,8 @@
 
 Each page is one transaction, so a sync killed halfway keeps the pages it wrote and the
 next run finds them unchanged (equal ``content_hash``) -- running again is always safe.
-A changed record loses its embedding (its text changed) and is re-embedded later.
+A changed record loses its embedding (its text changed) and is re-embedded later; new and changed
+records are indexed for search in the same transaction.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from taskfleet_core import search
 from taskfleet_core.models import Grant, SyncState, utcnow
 
 from taskfleet_worker_sync.normalise import NormalisedGrant
@@ -70,7 +72,9 @@ async def upsert_page(session: AsyncSession, source: str, grants: list[Normalise
         )
     )
     existing = {r.external_id: (r.id, r.content_hash) for r in rows}
-    new_rows, unchanged_ids = [], []
+    new_rows: list[dict[str, Any]] = []
+    unchanged_ids: list[int] = []
+    updated_ids: list[int] = []
     for external_id, grant in by_id.items():
         digest = grant.content_hash()
         if external_id not in existing:
@@ -82,6 +86,7 @@ async def upsert_page(session: AsyncSession, source: str, grants: list[Normalise
         else:
             values = _values(grant, digest, now) | {"embedding": None, "embedding_model": None}
             await session.execute(update(Grant).where(Grant.id == existing[external_id][0]).values(**values))
+            updated_ids.append(existing[external_id][0])
             counts.updated += 1
     if new_rows:
         insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
@@ -91,6 +96,11 @@ async def upsert_page(session: AsyncSession, source: str, grants: list[Normalise
     if unchanged_ids:
         await session.execute(update(Grant).where(Grant.id.in_(unchanged_ids)).values(last_seen_at=now))
         counts.unchanged = len(unchanged_ids)
+    if new_rows or updated_ids:  # searchable at once, not only after the next full reindex
+        new_ids = await session.execute(
+            select(Grant.id).where(Grant.source == source, Grant.external_id.in_([r["external_id"] for r in new_rows]))
+        )
+        await search.index_grants(session, updated_ids + [r.id for r in new_ids])
     await session.commit()
     return counts
 
