@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import redis
+from taskfleet_core.celery_app import create_app
+from taskfleet_core.settings import load_settings
 
 #: A database index no other test uses: these tests count keys and list entries.
 DB = 7
@@ -41,3 +44,20 @@ def probe(env: dict[str, str], kind: str, name: str) -> subprocess.CompletedProc
         text=True,
         timeout=30,
     )
+
+
+@pytest.fixture
+def producer(k8s_env, monkeypatch):  # type: ignore[no-untyped-def]
+    """A Celery producer on the test database (settings are read once per process, hence the cache reset)."""
+    monkeypatch.setenv("REDIS_URL", k8s_env["REDIS_URL"])
+    load_settings.cache_clear()
+    yield create_app("test-k8s-producer")
+    monkeypatch.undo()
+    load_settings.cache_clear()
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not predicate():
+        time.sleep(0.05)
+    return predicate()

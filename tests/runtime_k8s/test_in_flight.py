@@ -2,37 +2,17 @@
 
 from __future__ import annotations
 
-import time
-
-import pytest
 import redis
-from taskfleet_core.celery_app import create_app
 from taskfleet_core.queues import QUEUES
-from taskfleet_core.settings import load_settings
 
 from tests.chart.render import by_name, render_scenario
-
-
-@pytest.fixture
-def producer(k8s_env, monkeypatch):  # type: ignore[no-untyped-def]
-    monkeypatch.setenv("REDIS_URL", k8s_env["REDIS_URL"])
-    load_settings.cache_clear()
-    yield create_app("test-k8s-producer")
-    monkeypatch.undo()
-    load_settings.cache_clear()
+from tests.runtime_k8s.conftest import wait_for
 
 
 def running_trigger_key(queue: str) -> str:
     scaled = by_name(render_scenario("default"), "ScaledObject")[f"tf-taskfleet-worker-{queue}"]
     (trigger,) = [t for t in scaled["spec"]["triggers"] if t["name"] == "running"]
     return trigger["metadata"]["listName"]
-
-
-def wait_for(predicate, timeout: float) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and not predicate():
-        time.sleep(0.05)
-    return predicate()
 
 
 def test_a_running_task_counts_in_its_own_queue_only(worker_factory, k8s_env, db: redis.Redis, producer) -> None:  # type: ignore[no-untyped-def]
