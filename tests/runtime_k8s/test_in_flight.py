@@ -1,6 +1,11 @@
-"""In-flight work is countable per queue, under the very key the queue's ScaledObject reads."""
+"""In-flight work is countable per queue, under the very key the queue's ScaledObject reads, and scale-in
+(the kubelet's SIGTERM to PID 1) drains it: the running task finishes, is acked, and nothing is requeued.
+"""
 
 from __future__ import annotations
+
+import signal
+import time
 
 import redis
 from taskfleet_core.queues import QUEUES
@@ -15,12 +20,14 @@ def running_trigger_key(queue: str) -> str:
     return trigger["metadata"]["listName"]
 
 
-def test_a_running_task_counts_in_its_own_queue_only(worker_factory, k8s_env, db: redis.Redis, producer) -> None:  # type: ignore[no-untyped-def]
+def test_running_work_counts_in_its_own_queue_and_sigterm_drains_it(
+    worker_factory, k8s_env, db: redis.Redis, producer
+) -> None:  # type: ignore[no-untyped-def]  # noqa: E501
     key = running_trigger_key("default")
     assert key == QUEUES["default"].unacked_index_key
-    worker_factory("default", "--concurrency", "1", env=k8s_env)
+    worker = worker_factory("default", "--concurrency", "1", env=k8s_env)
 
-    producer.send_task("maintenance.canary", kwargs={"sleep_seconds": 2})
+    result = producer.send_task("maintenance.canary", kwargs={"sleep_seconds": 3, "steps": 3})
     # While it runs the list is empty (LLEN alone would say "scale to zero") but the in-flight ZSET counts it.
     assert wait_for(lambda: db.zcard(key) == 1, timeout=15), "the running task never showed up in " + key
     assert db.llen("default") == 0
@@ -32,7 +39,16 @@ def test_a_running_task_counts_in_its_own_queue_only(worker_factory, k8s_env, db
     # KEDA's formula for the pool: (waiting + running) / listLength > activation -> the pool stays up.
     assert sum(db.llen(k) for k in QUEUES["default"].waiting_lists()) + db.zcard(key) == 1
 
-    assert wait_for(lambda: db.zcard(key) == 0, timeout=20), "acked work must leave the in-flight count"
+    # Scale-in: the kubelet sends SIGTERM to PID 1 (the worker itself, exec-form entrypoint).
+    started = time.monotonic()
+    worker.signal(signal.SIGTERM)
+    assert worker.process is not None
+    worker.process.wait(30)
+    assert time.monotonic() - started < 30, "drained well inside terminationGracePeriodSeconds"
+    assert worker.process.returncode == 0
+    assert result.get(timeout=5)["steps"] == 3, "the running task completed during the warm shutdown"
+    assert db.zcard(key) == 0, "acked, not left for redelivery"
+    assert sum(db.llen(k) for k in QUEUES["default"].waiting_lists()) == 0, "nothing requeued: it ran once"
 
 
 def test_the_scaledobject_lists_are_where_kombu_puts_each_priority(k8s_env, db: redis.Redis, producer) -> None:  # type: ignore[no-untyped-def]
