@@ -106,6 +106,18 @@ def test_every_dashboard_panel_has_data_and_alerts_fire(fleet: Fleet, steady_loa
         time.sleep(1)
     assert not pending, "panels without data:\n" + "\n".join(f"{f} / {t}: {q}" for f, t, q in pending)
 
+    # a few numbers behind the panels, by label
+    assert prometheus.query(f'taskfleet_task_retries_total{{name="{CANARY}", reason="TransientError"}} > 0')
+    assert prometheus.query(f'celery_task_failed_total{{name="{CANARY}", exception="PermanentError"}} > 0')
+    assert prometheus.query(f'taskfleet_jobs_submitted_total{{name="{CANARY}", queue_name="default"}} > 0')
+    assert prometheus.query('celery_task_sent_total{hostname="api"} > 0')
+    assert prometheus.query('celery_task_sent_total{hostname="worker-default"} > 0')  # the retries
+    assert prometheus.query('taskfleet_queue_oldest_message_age_seconds{queue_name="matching"} > 0')
+    assert prometheus.query('taskfleet_http_requests_total{route="/api/v1/jobs", status="422"} > 0')
+    assert prometheus.query(
+        'celery_task_runtime_bucket{le="2.5"} < ignoring(le) celery_task_runtime_count'
+    )  # the slow one
+
     firing = wait_for_alerts(fleet, {"TaskfleetTaskHighFailureRatio", "TaskfleetQueueNoConsumers"})
     ratio = firing["TaskfleetTaskHighFailureRatio"]
     assert ratio["labels"]["name"] == CANARY and ratio["labels"]["queue_name"] == "default"
