@@ -5,7 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from taskfleet_worker_matching.scoring import CompanyProfile, GrantMatrix, GrantRow, score_matrix, top_matches
+from taskfleet_worker_matching.scoring import (
+    CompanyProfile,
+    GrantMatrix,
+    GrantRow,
+    score_matrix,
+    sector_words,
+    top_matches,
+)
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 
@@ -60,3 +67,13 @@ def test_missing_embeddings_and_empty_grant_set() -> None:
     [match] = top_matches([company], GrantMatrix([grant(1, None)], NOW), 5)[1]
     assert match.reasons[0] == "No text similarity yet (embedding missing)"
     assert match.score == pytest.approx(0.25 * 0.5 + 0.15 * 1.0)
+
+
+def test_a_sector_word_matches_inside_a_longer_label() -> None:
+    company = CompanyProfile(1, "DE", sector_words(["Energy"]), None)
+    grants = GrantMatrix(
+        [GrantRow(1, "g", frozenset(), sector_words(["Energy efficiency", "Smart grids"]), None, None)], NOW
+    )
+    assert score_matrix([company], grants)["sector"][0, 0] == 1.0
+    [match] = top_matches([company], grants, 1)[1]
+    assert "Sector match: energy" in match.reasons

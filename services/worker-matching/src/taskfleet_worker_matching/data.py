@@ -17,11 +17,7 @@ from taskfleet_core.embeddings import decode, encode, get_embedder
 from taskfleet_core.models import LIVE_STATUSES, Grant
 from taskfleet_core.models_accounts import Company, MatchResult
 
-from taskfleet_worker_matching.scoring import CompanyProfile, GrantRow, Match
-
-
-def _terms(values: Sequence[str] | None) -> frozenset[str]:
-    return frozenset(v.strip().lower() for v in values or () if v and v.strip())
+from taskfleet_worker_matching.scoring import CompanyProfile, GrantRow, Match, sector_words
 
 
 def _countries(values: Sequence[str] | None) -> frozenset[str]:
@@ -57,7 +53,8 @@ async def candidate_grants(session: AsyncSession, now: datetime) -> list[GrantRo
             id=r.id,
             title=r.title,
             countries=_countries(r.countries),
-            sectors=_terms([*(r.sectors or ()), *(r.themes or ())]),
+            sectors=sector_words([*(r.sectors or ()), *(r.themes or ())]),
+            sector_labels=tuple(dict.fromkeys([*(r.sectors or ()), *(r.themes or ())])),
             deadline=r.deadline,
             # vectors of another model are not comparable: treated as missing until re-embedded
             embedding=decode(r.embedding) if r.embedding is not None and r.embedding_model == model else None,
@@ -79,7 +76,7 @@ async def company_profiles(session: AsyncSession, company_ids: Sequence[int]) ->
         CompanyProfile(
             id=c.id,
             country=(c.country or "").upper() or None,
-            sectors=_terms(c.sectors),
+            sectors=sector_words(c.sectors or ()),
             embedding=decode(c.embedding) if c.embedding is not None else None,
         )
         for c in sorted(companies, key=lambda c: c.id)

@@ -3,7 +3,8 @@
     score = country x (0.60 semantic + 0.25 sector + 0.15 deadline)
 
 * semantic = max(0, cosine(company embedding, grant embedding)); 0 when either has none yet
-* sector   = share of the company's sectors the grant names; 0.5 when either side names none
+* sector   = share of the company's sector words the grant's sectors and themes contain ("energy" matches
+             "energy efficiency"); 0.5 when either side names none
 * deadline = min(1, days left / 30); 1 for an open call without deadline; past deadlines are dropped
 * country  = 1 when the grant is open to the company's country (or names no country), else 0.25
 
@@ -14,7 +15,8 @@ Reasons are written only for the top N a company keeps.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -26,6 +28,17 @@ W_DEADLINE = 0.15
 COUNTRY_MISMATCH = 0.25
 NEUTRAL_SECTOR = 0.5
 DEADLINE_HORIZON_DAYS = 30.0
+#: Cosine similarity bands named in the reasons (tuned on the default hashing embedder).
+STRONG_SIMILARITY = 0.4
+MODERATE_SIMILARITY = 0.2
+
+_WORD = re.compile(r"[^\W_]+", re.UNICODE)
+_NOT_A_SECTOR = frozenset(["and", "or", "of", "the", "for", "in", "on", "to", "with", "other", "general"])
+
+
+def sector_words(labels: Iterable[str]) -> frozenset[str]:
+    """Lower-case words of sector labels: "Renewable Energy" -> {"renewable", "energy"}."""
+    return frozenset(w for label in labels for w in _WORD.findall(label.lower()) if w not in _NOT_A_SECTOR)
 
 
 @dataclass(frozen=True)
@@ -41,9 +54,12 @@ class GrantRow:
     id: int
     title: str
     countries: frozenset[str]
+    #: ``sector_words`` of the grant's sectors and themes
     sectors: frozenset[str]
     deadline: datetime | None
     embedding: Sequence[float] | None
+    #: the labels as the source gave them, for the reasons
+    sector_labels: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -153,7 +169,7 @@ def _reasons(company: CompanyProfile, grant: GrantRow, parts: dict[str, float], 
     if company.embedding is None or grant.embedding is None:
         reasons.append("No text similarity yet (embedding missing)")
     else:
-        strength = "Strong" if sem >= 0.6 else "Moderate" if sem >= 0.3 else "Weak"
+        strength = "Strong" if sem >= STRONG_SIMILARITY else "Moderate" if sem >= MODERATE_SIMILARITY else "Weak"
         reasons.append(f"{strength} topic similarity ({sem:.2f})")
     if parts["country"] < 1:
         reasons.append(f"Not open to applicants from {company.country or 'an unknown country'}")
@@ -165,7 +181,9 @@ def _reasons(company: CompanyProfile, grant: GrantRow, parts: dict[str, float], 
     if shared:
         reasons.append(f"Sector match: {', '.join(shared)}")
     elif grant.sectors and company.sectors:
-        reasons.append(f"No sector overlap (grant targets {', '.join(sorted(grant.sectors))})")
+        targets = list(grant.sector_labels or sorted(grant.sectors))
+        more = f" and {len(targets) - 3} more" if len(targets) > 3 else ""
+        reasons.append(f"No sector overlap (grant targets {', '.join(targets[:3])}{more})")
     if np.isinf(days_left):
         reasons.append("Open call without deadline")
     else:
