@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import shutil
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -126,9 +125,9 @@ def enable_multiprocess(default_dir: Path) -> Path:
     files of the previous run would be summed into the new one forever.
     """
     path = multiprocess_dir() or default_dir
-    if path.exists():
-        shutil.rmtree(path)
-    path.mkdir(parents=True)
+    path.mkdir(parents=True, exist_ok=True)
+    for stale in path.glob("*.db"):  # only prometheus-client's files: the variable may name a shared dir
+        stale.unlink()
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path)
     values.ValueClass = values.get_value_class()  # chosen at import; re-read now the variable is set
     return path
