@@ -12,6 +12,7 @@ with ``script_location = taskfleet_core:migrations`` (see ``alembic.ini`` next t
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import text
+from sqlalchemy import MetaData, text
 from sqlalchemy.engine import Connection
 
 from taskfleet_core.async_bridge import run_async
@@ -28,6 +29,19 @@ from taskfleet_core.db import engine_scope, sqlite_path
 HERE = Path(__file__).parent
 #: Arbitrary constant key of the PostgreSQL advisory lock taken around migrations.
 ADVISORY_LOCK_KEY = 7_341_802_117
+
+
+def metadata() -> MetaData:
+    """Every mapped table of the fleet (what autogenerate compares against)."""
+    import taskfleet_core.models_accounts  # noqa: F401 -- registers its tables on Base.metadata
+    from taskfleet_core.models import Base
+
+    return Base.metadata
+
+
+def include_object(obj: object, name: str | None, type_: str, reflected: bool, compare_to: object) -> bool:
+    """Leave the search index to its migrations: FTS5 / tsvector tables are not mapped models."""
+    return not (type_ == "table" and name is not None and name.startswith("grant_search"))
 
 
 def config(connection: Connection | None = None) -> Config:
@@ -64,7 +78,7 @@ async def upgrade(url: str, revision: str = "head") -> None:
     if lock_path is not None:
         lock_path.parent.mkdir(parents=True, exist_ok=True)
         lock_file = open(lock_path.with_name(lock_path.name + ".migrate.lock"), "w")  # noqa: SIM115
-        fcntl.flock(lock_file, fcntl.LOCK_EX)
+        await asyncio.to_thread(fcntl.flock, lock_file, fcntl.LOCK_EX)  # waiting must not block the loop
     try:
         async with engine_scope(url) as engine, engine.begin() as conn:
             await conn.run_sync(_upgrade, revision)

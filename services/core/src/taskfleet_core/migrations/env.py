@@ -7,10 +7,10 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from taskfleet_core.models import Base
+from taskfleet_core.migrations import include_object, metadata
 
 config = context.config
-target_metadata = Base.metadata
+target_metadata = metadata()
 
 
 def run_with(connection: Connection) -> None:
@@ -19,6 +19,7 @@ def run_with(connection: Connection) -> None:
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_object=include_object,
     )
     with context.begin_transaction():
         context.run_migrations()
