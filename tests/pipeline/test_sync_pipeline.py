@@ -92,9 +92,10 @@ def test_a_source_returning_500s_is_retried_then_reported(pipeline_env, feeds, d
 
 
 def test_a_transient_500_is_retried_and_the_sync_succeeds(pipeline_env, feeds, database_url):
-    feeds.fail("world_bank", times=1, status=503)
-    result = run(sync_source("world_bank", full=True))
-    assert result.status == "ok" and result.inserted == feeds.stats()["counts"]["world_bank"]
+    for source in ("world_bank", "eu_portal"):  # a GET and a multipart POST source
+        feeds.fail(source, times=1, status=503)
+        result = run(sync_source(source, full=True))
+        assert result.status == "ok" and result.inserted == feeds.stats()["counts"][source]
 
 
 def test_a_grant_whose_deadline_passed_is_marked_inactive(pipeline_env, feeds, database_url):

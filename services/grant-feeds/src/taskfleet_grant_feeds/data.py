@@ -386,7 +386,8 @@ def _eu_portal(feeds: Feeds, rng: random.Random, today: date) -> None:
         status = {"forthcoming": "31094501", "open": "31094502", "closed": "31094503"}[kind]
         deadline_s = f"{deadline.isoformat()}T17:00:00.000+0200"
         amount = 4_000_000 + 500_000 * (i % 13)
-        title = f"{kw[0].capitalize()}: {ACTIONS[i % len(ACTIONS)].lower()} demonstrators for Europe"
+        stage = ["demonstrators", "pilots at scale", "enabling solutions"][i // len(ACTIONS)]
+        title = f"{kw[0].capitalize()}: {ACTIONS[i % len(ACTIONS)].lower()} {stage} for Europe"
         feeds.eu_portal.append(
             {
                 "reference": f"{46000000 + i}HORIZONResearchandInnovationActions{1700000000000 + i}",

@@ -102,6 +102,8 @@ class Handler(BaseHTTPRequestHandler):
         return self.rfile.read(length) if length else b""
 
     def _route(self, method: str) -> None:
+        # read the body whatever the answer: left unread, it would corrupt the next request on a kept-alive connection
+        self.body = self._body() if method == "POST" else b""
         url = urlsplit(self.path)
         params = parse_qs(url.query)
         path = url.path.rstrip("/")
@@ -134,7 +136,7 @@ class Handler(BaseHTTPRequestHandler):
 
     # --- control ----------------------------------------------------------------------------
     def _control(self, method: str, path: str) -> None:
-        body = json.loads(self._body() or b"{}") if method == "POST" else {}
+        body = json.loads(self.body or b"{}") if method == "POST" else {}
         if path == "/_feeds/stats":
             with self.state.lock:
                 return self._json({"requests": dict(self.state.requests), "counts": self._counts()})
@@ -223,7 +225,7 @@ class Handler(BaseHTTPRequestHandler):
         if not content_type.startswith("multipart/form-data"):
             return self._json({"error": "expected multipart/form-data"}, 415)
         message = email.parser.BytesParser().parsebytes(
-            b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + self._body()
+            b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + self.body
         )
         parts = {p.get_param("name", header="content-disposition"): p.get_payload(decode=True) for p in message.walk()}
         query = json.loads(parts.get("query") or b"{}")
