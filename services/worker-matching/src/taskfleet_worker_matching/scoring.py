@@ -122,7 +122,7 @@ class GrantMatrix:
         self.open = self.days_left >= 0
         self.deadline_score = np.where(
             np.isinf(self.days_left), 1.0, np.clip(self.days_left / DEADLINE_HORIZON_DAYS, 0.0, 1.0)
-        )
+        ).astype(np.float32)
 
     def __len__(self) -> int:
         return len(self.grants)
@@ -147,7 +147,7 @@ def score_matrix(companies: Sequence[CompanyProfile], grants: GrantMatrix) -> di
         col = grants.country_vocab.get(c.country or "")
         if col is not None:
             country_ok[i] |= grants.countries[:, col] > 0
-    country = np.where(country_ok, 1.0, COUNTRY_MISMATCH)
+    country = np.where(country_ok, np.float32(1.0), np.float32(COUNTRY_MISMATCH))
 
     # sector: share of the company's sectors the grant names
     comp_sectors = _indicator([c.sectors for c in companies], grants.sector_vocab)
@@ -155,11 +155,11 @@ def score_matrix(companies: Sequence[CompanyProfile], grants: GrantMatrix) -> di
     overlap = comp_sectors @ grants.sectors.T
     sector = np.divide(overlap, n_sectors[:, None], out=np.zeros_like(overlap), where=n_sectors[:, None] > 0)
     neutral = grants.no_sectors[None, :] | (n_sectors[:, None] == 0)
-    sector = np.where(neutral, NEUTRAL_SECTOR, sector)
+    sector = np.where(neutral, np.float32(NEUTRAL_SECTOR), sector)
 
     deadline = np.broadcast_to(grants.deadline_score, (k, g))
     score = country * (W_SEMANTIC * semantic + W_SECTOR * sector + W_DEADLINE * deadline)
-    score = np.where(grants.open[None, :], score, -np.inf)
+    score = np.where(grants.open[None, :], score, np.float32(-np.inf))
     return {"score": score, "semantic": semantic, "sector": sector, "deadline": deadline, "country": country}
 
 
@@ -184,7 +184,7 @@ def _reasons(company: CompanyProfile, grant: GrantRow, parts: dict[str, float], 
         targets = list(grant.sector_labels or sorted(grant.sectors))
         more = f" and {len(targets) - 3} more" if len(targets) > 3 else ""
         reasons.append(f"No sector overlap (grant targets {', '.join(targets[:3])}{more})")
-    if np.isinf(days_left):
+    if days_left == float("inf"):
         reasons.append("Open call without deadline")
     else:
         reasons.append(f"Deadline in {int(days_left)} days")
@@ -195,6 +195,9 @@ def top_matches(companies: Sequence[CompanyProfile], grants: GrantMatrix, top_n:
     """Each company's best ``top_n`` open grants, best first, with reasons."""
     parts = score_matrix(companies, grants)
     score = parts["score"]
+    names = ("semantic", "sector", "deadline", "country")
+    ids = np.array([g.id for g in grants.grants], dtype=np.int64)
+    days_left = grants.days_left.tolist()
     result: dict[int, list[Match]] = {}
     n = min(top_n, len(grants))
     for i, company in enumerate(companies):
@@ -203,16 +206,16 @@ def top_matches(companies: Sequence[CompanyProfile], grants: GrantMatrix, top_n:
             continue
         row = score[i]
         candidates = np.argpartition(-row, n - 1)[:n] if n < len(row) else np.arange(len(row))
-        # ties broken by grant id, so the order is stable across runs
-        order = sorted(candidates, key=lambda j: (-row[j], grants.grants[j].id))
+        candidates = candidates[np.isfinite(row[candidates])]
+        # best first; ties broken by grant id, so the order is stable across runs
+        order = candidates[np.lexsort((ids[candidates], -row[candidates]))]
+        scores = row[order].tolist()
+        columns = {name: np.broadcast_to(parts[name][i], row.shape)[order].tolist() for name in names}
         matches = []
-        for j in order:
-            if not np.isfinite(row[j]):
-                continue
-            values = {name: float(parts[name][i, j]) for name in ("semantic", "sector", "deadline", "country")}
+        for rank, j in enumerate(order.tolist()):
+            values = {name: columns[name][rank] for name in names}
             grant = grants.grants[j]
-            matches.append(
-                Match(grant.id, round(float(row[j]), 6), _reasons(company, grant, values, grants.days_left[j]), values)
-            )
+            reasons = _reasons(company, grant, values, days_left[j])
+            matches.append(Match(grant.id, round(scores[rank], 6), reasons, values))
         result[company.id] = matches
     return result
