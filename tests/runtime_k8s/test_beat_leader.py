@@ -61,10 +61,16 @@ def test_one_beat_sends_and_a_standby_takes_over_after_sigkill(k8s_env, db: redi
         first.process.wait(5)
         before = len(senders(db))  # everything the first Beat sent, up to its death
         assert all(origin.startswith(pid_of(first)) for origin in senders(db)), "the standby stayed silent"
-        second.wait_for(ACQUIRED, timeout=TTL + 5)
+        holder = db.get("taskfleet:beat:leader")
+        assert holder is not None
+        while db.get("taskfleet:beat:leader") in (holder, None) and time.monotonic() - killed_at < TTL + 5:
+            time.sleep(0.02)
         took_over = time.monotonic() - killed_at
-        # The lock lapses at most TTL after the kill; the standby wakes at its expiry (it reads PTTL).
-        assert took_over <= TTL + 0.5, f"took over after {took_over:.2f}s"
+        # The lock lapses at most TTL after the kill; the standby wakes at its expiry (it reads PTTL). The slack
+        # is for a loaded 2-core machine, where a woken process may wait for a CPU.
+        print(f"standby took over {took_over:.2f}s after SIGKILL (TTL {TTL}s)")
+        assert took_over <= TTL + 1.0, f"took over after {took_over:.2f}s"
+        second.wait_for(ACQUIRED, timeout=5)
 
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline and len(senders(db)) < before + 2:
