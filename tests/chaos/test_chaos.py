@@ -46,6 +46,13 @@ def test_sigkill_mid_task(fresh_fleet) -> None:
 
 
 @pytest.mark.timeout(300)
+def test_duplicate_deliveries(fresh_fleet) -> None:
+    report = scenarios.duplicate_deliveries(fresh_fleet(), copies=4)
+    REPORTS.append(report)
+    assert report.missing == 0 and report.duplicated_effects == 0 and report.details["sent"] == 1, report
+
+
+@pytest.mark.timeout(300)
 def test_sigterm_mid_task(fresh_fleet) -> None:
     report = scenarios.sigterm_mid_task(fresh_fleet(), prefetched=6)
     REPORTS.append(report)

@@ -332,3 +332,24 @@ def poison_pill_redeliveries(fleet: Fleet, copies: int = 12) -> dict[str, Any]:
             break
         time.sleep(0.2)
     return {"job": job, "entry": entry}
+
+
+def duplicate_deliveries(fleet: Fleet, copies: int = 3) -> Report:
+    """One email job's message delivered several times at once (a lost ack, a visibility-timeout redelivery)."""
+    report, t0 = Report(f"same email message delivered {copies}x at once"), time.monotonic()
+    job = fleet.submit("email.send_email", **_email(f"dup-{uuid.uuid4().hex[:8]}@example.com"))
+    envelope = json.loads(fleet.valkey.rpop("email"))  # no email worker yet: take the message back
+    copies_json = []
+    for _ in range(copies):  # distinct delivery tags, as kombu gives every (re)delivery
+        envelope["properties"]["delivery_tag"] = uuid.uuid4().hex
+        copies_json.append(json.dumps(envelope))
+    fleet.valkey.lpush("email", *copies_json)
+    fleet.start_workers("email", 1, "--concurrency", str(copies))
+    states = fleet.wait_final([job] if job else [], timeout=90)
+    _tally(fleet, report, [job] if job else [], states)
+    report.submitted = copies
+    sent = sum(fleet.smtp.by_message_id().values())
+    report.seconds = time.monotonic() - t0
+    report.notes = f"{copies} deliveries of one job, {sent} email sent; the copies found the claim or the result"
+    report.details = {"sent": sent}
+    return report

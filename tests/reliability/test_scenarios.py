@@ -120,3 +120,11 @@ def test_a_message_that_keeps_coming_back_is_dead_lettered_at_the_redelivery_lim
     entry = seen["entry"]
     assert entry is not None and entry["reason"] == "redelivery_limit", seen
     assert entry["times_dead_lettered"] == 2  # deliveries 11 and 12 of the same job
+
+
+@pytest.mark.timeout(150)
+def test_racing_copies_of_one_email_job_send_one_email(clean: Fleet) -> None:
+    before = sum(clean.smtp.by_message_id().values())
+    report = scenarios.duplicate_deliveries(clean, copies=3)
+    assert report.missing == 0 and report.succeeded == 1, report
+    assert report.details["sent"] - before == 1 and report.duplicated_effects == 0, report.notes

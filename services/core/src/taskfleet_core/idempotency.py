@@ -72,3 +72,13 @@ class IdempotencyStore:
             return result, False
         finally:
             self.client.eval(_RELEASE, 1, claim, token)
+
+
+def claim_seconds(queue: str) -> int:
+    """A claim outlives a crashed holder by at most the queue's time limit, and is gone before the broker
+    redelivers the message (visibility timeout), so the redelivered copy can do the effect."""
+    from taskfleet_core.queues import QUEUES, visibility_timeout
+    from taskfleet_core.settings import load_settings
+
+    vt = load_settings().broker_visibility_timeout_seconds or visibility_timeout()
+    return max(1, min(QUEUES[queue].time_limit, vt - 1))

@@ -7,7 +7,7 @@ from typing import Any
 
 from taskfleet_core.async_bridge import run_async
 from taskfleet_core.contracts import SendEmailArgs
-from taskfleet_core.idempotency import IdempotencyStore
+from taskfleet_core.idempotency import IdempotencyStore, claim_seconds
 from taskfleet_core.settings import load_settings
 from taskfleet_core.tasks import FleetTask, implements
 from taskfleet_core.valkey import client
@@ -24,13 +24,13 @@ def send_email(task: FleetTask, args: SendEmailArgs) -> dict[str, Any]:
     settings = load_settings()
     key = args.idempotency_key or task.request.id or "eager"
     sent = IdempotencyStore(client(), "email")
-    previous = sent.previous(key)
-    if previous is not None:
-        log.info("email %s already sent as %s; not sending again", key, previous.get("message_id"))
-        return previous | {"duplicate_suppressed": True}
-
     message = build_message(args, settings, key)
-    result = run_async(lambda: deliver(message, settings))
-    sent.remember(key, result)
+    # run_once also stops a second copy running at the same time (redelivery racing the original)
+    result, duplicate = sent.run_once(
+        key, lambda: run_async(lambda: deliver(message, settings)), claim_seconds=claim_seconds("email")
+    )
+    if duplicate:
+        log.info("email %s already sent as %s; not sending again", key, result.get("message_id"))
+        return result | {"duplicate_suppressed": True}
     log.info("sent %s to %s", result["message_id"], ", ".join(result["accepted"]))
     return result
