@@ -86,6 +86,6 @@ def test_fleet_wide_email_rate_limit(fresh_fleet) -> None:
 
 @pytest.mark.timeout(1200)
 def test_sustained_mixed_load_with_kills(fresh_fleet) -> None:
-    report = scenarios.load_with_kills(fresh_fleet(), jobs=3000, kill_every=10.0, default_workers=2, timeout=900)
+    report = scenarios.load_with_kills(fresh_fleet(), jobs=3000, kill_every=8.0, default_workers=2, timeout=900)
     REPORTS.append(report)
     assert report.missing == 0, report

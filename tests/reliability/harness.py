@@ -160,8 +160,8 @@ class Fleet:
                 kill_pod(proc)
         self.beat = None
 
-    def start_workers(self, queue: str, count: int = 1, *extra: str) -> list[ServiceProcess]:
-        """Start ``count`` workers in parallel and wait until each logged ``ready``."""
+    def start_workers(self, queue: str, count: int = 1, *extra: str, wait: bool = True) -> list[ServiceProcess]:
+        """Start ``count`` workers in parallel and (unless ``wait=False``) wait until each logged ``ready``."""
         procs = []
         for _ in range(count):
             log = self.workdir / f"worker-{queue}-{time.monotonic_ns()}.log"
@@ -171,7 +171,7 @@ class Fleet:
             proc.start()
             self.workers.append(proc)
             procs.append(proc)
-        for proc in procs:
+        for proc in procs if wait else []:
             proc.wait_for("ready.", timeout=90)
         return procs
 

@@ -291,7 +291,7 @@ def load_with_kills(
             queue = victim.module.rsplit("_", 1)[-1]
             fleet.kill(victim)
             kills += 1
-            fleet.start_workers(queue, 1)
+            fleet.start_workers(queue, 1, wait=False)  # a new pod starts while the others carry on
 
     thread = threading.Thread(target=killer, daemon=True)
     thread.start()

@@ -25,7 +25,7 @@ from celery.worker.consumer import Consumer
 
 from taskfleet_core import dlq
 from taskfleet_core.constants import KEY_PREFIX
-from taskfleet_core.errors import PermanentError, TransientError
+from taskfleet_core.errors import TransientError
 
 log = logging.getLogger("taskfleet.dlq")
 
@@ -112,14 +112,13 @@ class GuardedConsumer(Consumer):
         super().on_decode_error(message, exc)
 
 
-def failure_reason(exc: BaseException, retries: int, max_retries: int | None) -> str:
+def failure_reason(exc: BaseException) -> str:
+    """A task reaches ``on_failure`` with a TransientError only once its retries are spent."""
     if isinstance(exc, (TimeLimitExceeded, SoftTimeLimitExceeded)):
         return dlq.TIMEOUT
     if isinstance(exc, TransientError):
         return dlq.EXHAUSTED
-    if isinstance(exc, PermanentError):
-        return dlq.PERMANENT
-    return dlq.PERMANENT  # not declared retryable: retrying an unexpected bug would not fix it
+    return dlq.PERMANENT  # PermanentError, or not declared retryable: retrying a bug would not fix it
 
 
 def record_task_failure(task: Any, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
@@ -138,7 +137,7 @@ def record_task_failure(task: Any, exc: BaseException, task_id: str, args: Any, 
             args=args,
             kwargs=kwargs,
             exc=exc,
-            reason=failure_reason(exc, retries, task.max_retries),
+            reason=failure_reason(exc),
             retries=retries,
             traceback_text=getattr(einfo, "traceback", None),
             headers={k: v for k, v in headers.items() if k in {dlq.REPLAY_OF_HEADER, "origin", "eta"}},
