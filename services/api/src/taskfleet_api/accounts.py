@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, status
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Request, status
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -39,13 +39,26 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 router = APIRouter(prefix="/api/v1", tags=["companies"], lifespan=lifespan)
 
+#: Database ids are 32-bit on every backend; a larger one is a 422, not a driver overflow.
+MAX_ID = 2**31 - 1
+CompanyId = Annotated[int, Path(ge=1, le=MAX_ID)]
+WindowDays = Annotated[int, Field(ge=1, le=366)]
+
+
+def _no_nul(value: Any) -> Any:
+    """PostgreSQL text and JSONB cannot hold NUL characters: refuse them here rather than fail there."""
+    texts = value if isinstance(value, list) else [value]
+    if any(isinstance(t, str) and "\x00" in t for t in texts):
+        raise ValueError("must not contain NUL characters")
+    return value
+
 
 class CompanyIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=200)
     country: str | None = Field(None, pattern=r"^[A-Za-z]{2}$", description="ISO 3166 alpha-2")
-    sectors: list[str] = Field(default_factory=list, max_length=20)
+    sectors: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(default_factory=list, max_length=20)
     description: str = Field("", max_length=20_000)
     size: Literal[COMPANY_SIZES] | None = None  # type: ignore[valid-type]
     active: bool = True
@@ -54,6 +67,8 @@ class CompanyIn(BaseModel):
     @classmethod
     def _upper(cls, value: str | None) -> str | None:
         return value.upper() if value else value
+
+    _text = field_validator("name", "sectors", "description")(_no_nul)
 
 
 class CompanyOut(BaseModel):
@@ -71,11 +86,22 @@ class UserIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     email: EmailStr
-    company_id: int = Field(ge=1)
+    company_id: int = Field(ge=1, le=MAX_ID)
     name: str | None = Field(None, max_length=200)
     notify_deadlines: bool = True
-    alert_windows_days: list[int] | None = Field(None, min_length=1, max_length=10, description="default 14, 7, 1")
+    alert_windows_days: list[WindowDays] | None = Field(
+        None, min_length=1, max_length=10, description="default 14, 7, 1"
+    )
     min_alert_score: float = Field(0.0, ge=0, le=1)
+
+    _text = field_validator("name")(_no_nul)
+
+    @field_validator("email")
+    @classmethod
+    def _length(cls, value: str) -> str:
+        if len(value) > 254:  # RFC 5321 path limit; the column holds 320
+            raise ValueError("at most 254 characters")
+        return value
 
 
 class UserOut(BaseModel):
@@ -141,7 +167,7 @@ async def create_company(body: CompanyIn, db: AsyncSession = Depends(session)) -
 
 
 @router.get("/companies/{company_id}", response_model=CompanyOut)
-async def get_company(company_id: int, db: AsyncSession = Depends(session)) -> CompanyOut:
+async def get_company(company_id: CompanyId, db: AsyncSession = Depends(session)) -> CompanyOut:
     company = await db.get(Company, company_id)
     if company is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no company {company_id}")
@@ -165,7 +191,7 @@ async def create_user(body: UserIn, db: AsyncSession = Depends(session)) -> User
 
 @router.get("/companies/{company_id}/matches", response_model=MatchesOut)
 async def company_matches(
-    company_id: int, limit: int = Query(50, ge=1, le=500), db: AsyncSession = Depends(session)
+    company_id: CompanyId, limit: int = Query(50, ge=1, le=500), db: AsyncSession = Depends(session)
 ) -> MatchesOut:
     """The company's current matches, best first, with the reasons of each score."""
     if await db.get(Company, company_id) is None:

@@ -13,9 +13,10 @@ entries run at the same time:
 2. **dispatch**: the claimant hands the rendered email to ``email.send_email`` with an
    idempotency key derived from the row, then marks the row ``dispatched``.
 
-A run that dies between 1 and 2 leaves a ``claimed`` row. The same job (retried or
-redelivered) takes it up again at once; any other run takes it over once it is older than
-``STALE_CLAIM``. Dispatching twice is harmless: ``send_email`` sends a key once.
+A run that dies between 1 and 2 leaves a ``claimed`` row. The same job (retried -- a failed
+hand-over to the broker is a ``TransientError`` -- or redelivered) takes it up again at once;
+any other run takes it over once it is older than ``STALE_CLAIM``. Dispatching twice is
+harmless: ``send_email`` sends a key once.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from taskfleet_core.async_bridge import run_async
 from taskfleet_core.contracts import DeadlineCheckArgs
 from taskfleet_core.db import session_scope
+from taskfleet_core.errors import TransientError
 from taskfleet_core.migrations import ensure_schema
 from taskfleet_core.models import Grant
 from taskfleet_core.models_accounts import Company, MatchResult, NotificationLog, User
@@ -200,7 +202,10 @@ async def _check(task: FleetTask, windows: list[int], job_id: str) -> dict[str, 
                 owned.append((alert, log_id))
         for done, (alert, log_id) in enumerate(owned):
             task.report_progress(done, len(owned), "dispatching alerts")
-            sent = task.app.send_task("email.send_email", kwargs=email_kwargs(alert, now, log_id))
+            try:
+                sent = task.app.send_task("email.send_email", kwargs=email_kwargs(alert, now, log_id))
+            except Exception as exc:  # broker unreachable: the retry (same job id) takes its claims up again
+                raise TransientError(f"could not hand alert {log_id} to email.send_email: {exc}") from exc
             async with sessions() as session, session.begin():
                 await session.execute(
                     update(NotificationLog)
