@@ -1,0 +1,42 @@
+"""The overlap lock against the session's real redis-server."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from taskfleet_core.locks import OverlapLock, try_lock
+
+
+def test_second_holder_skips_with_a_reason_until_released(redis_client) -> None:
+    name = f"test-{uuid.uuid4().hex[:8]}"
+    first, reason = try_lock(redis_client, name, 60)
+    assert first is not None and reason == ""
+    second, reason = try_lock(redis_client, name, 60)
+    assert second is None and reason.startswith(f"another run holds lock {name!r}; expires in")
+    assert first.release() is True
+    third, _ = try_lock(redis_client, name, 60)
+    assert third is not None
+    third.release()
+
+
+def test_only_the_holder_releases_and_the_same_token_reenters(redis_client) -> None:
+    name = f"test-{uuid.uuid4().hex[:8]}"
+    lock = OverlapLock(redis_client, name, 60)
+    assert lock.acquire(token="job-1")
+    assert OverlapLock(redis_client, name, 60).acquire(token="job-1")  # the same job, redelivered
+    assert not OverlapLock(redis_client, name, 60).acquire(token="job-2")
+    assert OverlapLock.held(redis_client, name, "job-2").release() is False
+    assert redis_client.get(lock.key) == "job-1"
+    assert OverlapLock.held(redis_client, name, "job-1").release() is True
+    assert redis_client.exists(lock.key) == 0
+
+
+def test_the_ttl_frees_a_lock_whose_holder_died(redis_client) -> None:
+    name = f"test-{uuid.uuid4().hex[:8]}"
+    assert OverlapLock(redis_client, name, 1).acquire()
+    assert not OverlapLock(redis_client, name, 1).acquire()
+    time.sleep(1.1)
+    late = OverlapLock(redis_client, name, 1)
+    assert late.acquire()
+    late.release()
