@@ -194,3 +194,11 @@ def test_iati_without_a_subscription_key_fails_clearly(pipeline_env, feeds, data
     result = run(sync_source("iati", full=True))
     assert result.status == "failed" and not result.retryable and "IATI_API_KEY" in result.error
     assert feeds.stats()["requests"].get("iati", 0) == 0
+
+
+def test_a_sync_reports_progress_page_by_page(pipeline_env, feeds, database_url):
+    """The callback the tasks wire to ``update_state`` (PROGRESS) is called once a page."""
+    reports = []
+    run(sync_source("world_bank", full=True, progress=lambda done, total, message: reports.append((done, message))))
+    assert [done for done, _ in reports] == [1, 2, 3]
+    assert reports[-1][1] == f"world_bank: page 3, {feeds.stats()['counts']['world_bank']} records"
