@@ -126,15 +126,24 @@ class Fleet:
         return self
 
     def stop(self) -> None:
-        self._stopping.set()
-        self._supervisor.join(30)
-        self.stop_workers()
-        if self.api_proc:
-            self.api_proc.stop()
-        if self.http:
-            self.http.close()
-        self.smtp_controller.stop()
-        self.redis.stop()
+        """Tear everything down; each step runs even if an earlier one fails, so no process outlives the test."""
+        steps = [
+            self._stopping.set,
+            lambda: self._supervisor.join(30),
+            self.stop_workers,
+            lambda: self.api_proc.stop() if self.api_proc else None,
+            lambda: self.http.close() if self.http else None,
+            self.smtp_controller.stop,
+            self.redis.stop,
+        ]
+        errors = []
+        for step in steps:
+            try:
+                step()
+            except Exception as exc:  # keep tearing down; report at the end
+                errors.append(exc)
+        if errors:
+            raise errors[0]
 
     def kill(self, proc: ServiceProcess) -> None:
         """SIGKILL a worker pod on purpose (not restarted by the supervisor; the scenario replaces it)."""
