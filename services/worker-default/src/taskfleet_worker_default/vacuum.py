@@ -7,7 +7,6 @@ so the task takes an overlap lock and a second run skips, saying who holds it.
 
 from __future__ import annotations
 
-import logging
 import time
 from typing import Any
 
@@ -15,14 +14,12 @@ from sqlalchemy import text
 from taskfleet_core.async_bridge import run_async
 from taskfleet_core.contracts import NoArgs
 from taskfleet_core.db import engine_scope
-from taskfleet_core.locks import OverlapLock
+from taskfleet_core.locks import try_lock
 from taskfleet_core.migrations import ensure_schema
 from taskfleet_core.queues import QUEUES
 from taskfleet_core.settings import load_settings
 from taskfleet_core.tasks import FleetTask, implements
 from taskfleet_core.valkey import client
-
-log = logging.getLogger(__name__)
 
 LOCK = "maintenance.vacuum_database"
 LOCK_TTL = 2 * QUEUES["default"].time_limit
@@ -43,10 +40,8 @@ async def analyze(url: str) -> dict[str, Any]:
 
 @implements("maintenance.vacuum_database")
 def vacuum_database(task: FleetTask, args: NoArgs) -> dict[str, Any]:
-    lock = OverlapLock(client(), LOCK, LOCK_TTL)
-    if not lock.acquire(token=task.request.id):
-        reason = lock.skip_reason()
-        log.info("vacuum_database[%s] skipped: %s", task.request.id, reason)
+    lock, reason = try_lock(client(), LOCK, LOCK_TTL, token=task.request.id)
+    if lock is None:
         return {"skipped": True, "reason": reason}
     try:
         return {"skipped": False, **run_async(lambda: analyze(load_settings().database_url))}

@@ -18,7 +18,7 @@ from taskfleet_core.async_bridge import run_async
 from taskfleet_core.contracts import CompanyMatchesArgs, FinishRefreshArgs, MatchChunkArgs, RefreshMatchesArgs
 from taskfleet_core.db import session_scope
 from taskfleet_core.errors import PermanentError
-from taskfleet_core.locks import OverlapLock
+from taskfleet_core.locks import OverlapLock, try_lock
 from taskfleet_core.migrations import ensure_schema
 from taskfleet_core.queues import QUEUES
 from taskfleet_core.settings import load_settings
@@ -85,10 +85,8 @@ def lock_name(active_within_days: int | None) -> str:
 def refresh_all_matches(task: FleetTask, args: RefreshMatchesArgs) -> dict[str, Any]:
     """Fan out over companies in chunks, unless another refresh of the same scope is still running."""
     name = lock_name(args.active_within_days)
-    lock = OverlapLock(client(), name, REFRESH_LOCK_TTL)
-    if not lock.acquire(token=task.request.id):
-        reason = lock.skip_reason()
-        log.info("refresh_all_matches[%s] skipped: %s", task.request.id, reason)
+    lock, reason = try_lock(client(), name, REFRESH_LOCK_TTL, token=task.request.id)
+    if lock is None:
         return {"skipped": True, "reason": reason}
     try:
         ids = run_async(lambda: _company_ids(args.active_within_days))

@@ -13,9 +13,11 @@ raises (``TransientError`` for 5xx/timeouts: retried with the queue's backoff).
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from celery import chord, group, shared_task
+from sqlalchemy.ext.asyncio import AsyncSession
 from taskfleet_core.async_bridge import run_async
 from taskfleet_core.contracts import (
     Args,
@@ -38,6 +40,8 @@ from taskfleet_core.valkey import client
 from taskfleet_worker_sync import dedup, maintenance
 from taskfleet_worker_sync.pipeline import sync_source
 
+T = TypeVar("T")
+
 log = logging.getLogger("taskfleet.sync.tasks")
 
 #: wire name of each source's sync task
@@ -54,6 +58,18 @@ FINISH_TASK = "pipeline.finish_sync_all"
 
 def _database_url() -> str:
     return load_settings().database_url
+
+
+def _with_session(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """``work(session)`` on the migrated database, through the async bridge (one engine per call)."""
+
+    async def run() -> T:
+        url = _database_url()
+        await ensure_schema(url)
+        async with session_scope(url) as sessions, sessions() as session:
+            return await work(session)
+
+    return run_async(run)
 
 
 def run_source_sync(task: FleetTask, source: str, args: SourceSyncArgs) -> dict[str, Any]:
@@ -167,13 +183,9 @@ def finish_sync_all(self: FleetTask, results: list[Any], full: bool = False, sou
 
 @implements("pipeline.generate_grant_embeddings_task")
 def generate_grant_embeddings_task(task: FleetTask, args: EmbeddingArgs) -> dict[str, Any]:
-    async def run() -> dict[str, Any]:
-        url = _database_url()
-        await ensure_schema(url)
-        async with session_scope(url) as sessions, sessions() as session:
-            return await maintenance.generate_embeddings(session, args.batch_size, args.limit, task.report_progress)
-
-    return run_async(run)
+    return _with_session(
+        lambda session: maintenance.generate_embeddings(session, args.batch_size, args.limit, task.report_progress)
+    )
 
 
 @implements("pipeline.deduplicate_grants_task")
@@ -193,21 +205,9 @@ def deduplicate_grants_task(task: FleetTask, args: DeduplicateArgs) -> dict[str,
 
 @implements("scheduled.cleanup_expired_grants")
 def cleanup_expired_grants(task: FleetTask, args: NoArgs) -> dict[str, Any]:
-    async def run() -> dict[str, Any]:
-        url = _database_url()
-        await ensure_schema(url)
-        async with session_scope(url) as sessions, sessions() as session:
-            return await maintenance.cleanup_expired(session)
-
-    return run_async(run)
+    return _with_session(maintenance.cleanup_expired)
 
 
 @implements("maintenance.reindex_search")
 def reindex_search(task: FleetTask, args: NoArgs) -> dict[str, Any]:
-    async def run() -> dict[str, Any]:
-        url = _database_url()
-        await ensure_schema(url)
-        async with session_scope(url) as sessions, sessions() as session:
-            return await maintenance.reindex_search(session)
-
-    return run_async(run)
+    return _with_session(maintenance.reindex_search)
