@@ -6,12 +6,14 @@ workers and Beat in the tests all talk to these servers.
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.support.environment import applied_env
 from tests.support.processes import ServiceProcess, start_worker
 from tests.support.redis_server import RedisServer
 from tests.support.smtp_server import SmtpServer
@@ -29,6 +31,8 @@ def session_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def redis_server(session_dir: Path) -> Iterator[RedisServer]:
     server = RedisServer(session_dir / "redis").start()
     yield server
+    # Celery's AsyncResult.__del__ talks to the broker: let the leftovers finalise while it still runs.
+    gc.collect()
     server.stop()
 
 
@@ -51,24 +55,8 @@ def fleet_env(redis_server: RedisServer, smtp_server: SmtpServer, session_dir: P
         "BEAT_SCHEDULE_FILE": str(session_dir / "celerybeat-schedule"),
         "API_TOKENS": f"{API_TEST_TOKEN},rotated-out-token",  # mutating API calls need one (taskfleet_api.auth)
     }
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    _reset_caches()
-    yield {**os.environ, **env}
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
-    _reset_caches()
-
-
-def _reset_caches() -> None:
-    from taskfleet_core import valkey
-    from taskfleet_core.settings import load_settings
-
-    load_settings.cache_clear()
-    valkey.client.cache_clear()
+    with applied_env(env):
+        yield {**os.environ, **env}
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ started on first use, and the API in this process pointed at the same database a
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +18,7 @@ from taskfleet_core.migrations import upgrade_sync
 
 from tests.conftest import API_TEST_TOKEN
 from tests.integration.conftest import WorkerPool
+from tests.support.environment import applied_env
 from tests.support.postgres import PostgresServer
 from tests.support.redis_server import RedisServer
 
@@ -31,16 +31,6 @@ def postgres_server() -> Iterator[PostgresServer]:
     server = PostgresServer().start()
     yield server
     server.stop()
-
-
-def _reset_caches() -> None:
-    from taskfleet_api import producer
-    from taskfleet_core import valkey
-    from taskfleet_core.settings import load_settings
-
-    load_settings.cache_clear()
-    valkey.client.cache_clear()
-    producer.celery_app.cache_clear()
 
 
 class Fleet:
@@ -76,24 +66,16 @@ def fleet(
     redis.Redis.from_url(redis_url).flushdb()
     env = {**fleet_env, "DATABASE_URL": database_url, "REDIS_URL": redis_url}
 
-    saved = {k: os.environ.get(k) for k in ("DATABASE_URL", "REDIS_URL")}
-    os.environ.update(DATABASE_URL=database_url, REDIS_URL=redis_url)
-    _reset_caches()
     fleet = Fleet(backend, database_url, env, tmp_path_factory.mktemp(f"logs-{backend}"))
-    from taskfleet_api.main import create_api
+    with applied_env({"DATABASE_URL": database_url, "REDIS_URL": redis_url}):
+        from taskfleet_api.main import create_api
 
-    with TestClient(create_api(), headers={"Authorization": f"Bearer {API_TEST_TOKEN}"}) as client:
-        fleet.api = client
-        try:
-            yield fleet
-        finally:
-            fleet.workers.stop()
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
-    _reset_caches()
+        with TestClient(create_api(), headers={"Authorization": f"Bearer {API_TEST_TOKEN}"}) as client:
+            fleet.api = client
+            try:
+                yield fleet
+            finally:
+                fleet.workers.stop()
 
 
 @pytest.fixture
