@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.environment import applied_env
+from tests.support.postgres import PostgresServer
 from tests.support.processes import ServiceProcess, start_worker
 from tests.support.redis_server import RedisServer
 from tests.support.smtp_server import SmtpServer
@@ -33,6 +34,14 @@ def redis_server(session_dir: Path) -> Iterator[RedisServer]:
     yield server
     # Celery's AsyncResult.__del__ talks to the broker: let the leftovers finalise while it still runs.
     gc.collect()
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A real PostgreSQL, started on first use and shared by every suite that runs on it."""
+    server = PostgresServer().start()
+    yield server
     server.stop()
 
 

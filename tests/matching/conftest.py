@@ -19,18 +19,10 @@ from taskfleet_core.migrations import upgrade_sync
 from tests.conftest import API_TEST_TOKEN
 from tests.integration.conftest import WorkerPool
 from tests.support.environment import applied_env
-from tests.support.postgres import PostgresServer
 from tests.support.redis_server import RedisServer
 
 BACKENDS = ["sqlite", "postgresql"]
 _valkey_dbs = iter(range(1, 16))
-
-
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[PostgresServer]:
-    server = PostgresServer().start()
-    yield server
-    server.stop()
 
 
 class Fleet:

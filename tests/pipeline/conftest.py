@@ -17,17 +17,9 @@ from typing import Any
 import pytest
 
 from tests.support.ports import free_port
-from tests.support.postgres import PostgresServer
 from tests.support.processes import ServiceProcess
 
 SOURCES = ("cordis", "eu_portal", "iati", "gcf", "world_bank")
-
-
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[PostgresServer]:
-    server = PostgresServer().start()
-    yield server
-    server.stop()
 
 
 class FeedServer:
