@@ -13,9 +13,8 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "taskfleet"
-#: CI clones the repo with shared/ beside it; so does every developer machine.
-SHARED = REPO.parent / "shared"
-CRDS = SHARED / "crds"
+#: The vendored upstream CRDs (tests/data/crds, refreshed by scripts/vendor-reference).
+CRDS = REPO / "tests" / "data" / "crds"
 #: Values scenarios every check runs over: chart defaults, the smallest fleet, a production-like fleet.
 SCENARIOS = {
     "default": (),

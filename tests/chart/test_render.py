@@ -1,7 +1,7 @@
 """helm lint and helm template over every scenario; every object validated against its schema.
 
 Core kinds: kubernetes-validate --strict (bundled schemas, no download). KEDA and Prometheus-operator kinds:
-the vendored CRDs in ../shared/crds, made strict the way the API server prunes (unknown fields are errors).
+the vendored CRDs in tests/data/crds, made strict the way the API server prunes (unknown fields are errors).
 """
 
 from __future__ import annotations
@@ -23,8 +23,7 @@ CRD_KINDS = {"ScaledObject", "TriggerAuthentication", "ServiceMonitor", "PodMoni
 
 @functools.cache
 def crd_schemas() -> dict[tuple[str, str], dict[str, Any]]:
-    """(apiVersion, kind) -> strict JSON schema, from every CRD in ../shared/crds."""
-    assert CRDS.is_dir(), f"{CRDS} is missing: clone the shared docs beside the repo (../shared)"
+    """(apiVersion, kind) -> strict JSON schema, from every vendored CRD (tests/data/crds)."""
     schemas = {}
     for path in sorted(CRDS.glob("*.yaml")):
         crd = yaml.safe_load(path.read_text())

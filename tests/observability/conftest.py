@@ -22,7 +22,7 @@ from tests.observability.otlp_sink import OtlpSink
 from tests.observability.prometheus import Prometheus
 from tests.support.ports import free_port
 from tests.support.processes import ServiceProcess
-from tests.support.shared import REPO_ROOT
+from tests.support.reference import REPO_ROOT
 
 AUTH = {"Authorization": f"Bearer {API_TEST_TOKEN}"}
 OBSERVABILITY_DIR = REPO_ROOT / "infra" / "observability"

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from tests.observability.conftest import OBSERVABILITY_DIR, infra_module
-from tests.support.shared import REPO_ROOT
+from tests.support.reference import REPO_ROOT
 
 PROM_DIR = OBSERVABILITY_DIR / "prometheus"
 CHART_FILES = REPO_ROOT / "charts" / "taskfleet" / "files" / "observability"

@@ -8,25 +8,13 @@ from taskfleet_core.celery_app import queue_for_task
 from taskfleet_core.contracts import CONTRACTS, contract_for
 from taskfleet_core.queues import TASK_ROUTE_PATTERNS
 
-from tests.support.shared import seed
-
-SEED = seed("000")
+from tests.support.reference import seed000
 
 
 def seed_task_names() -> set[str]:
     """Every task named in seed 000's "Grant Pipeline Tasks" and "Worker Tasks" tables."""
-    text = SEED.read_text()
-    section = text.split("Task Modules", 1)[1].split("Configuration", 1)[0]
-    names: set[str] = set()
-    for line in section.splitlines():
-        cells = [c.strip() for c in line.split("|") if c.strip()]
-        if len(cells) < 2 or cells[0] in {"Task", "Module"}:
-            continue
-        if cells[0].endswith("_tasks"):  # "module | task, task"
-            names.update(n.strip() for n in cells[1].split(","))
-        else:
-            names.add(cells[0])
-    return names
+    tables = seed000()
+    return set(tables["pipeline_tasks"]).union(*tables["task_modules"].values())
 
 
 def test_every_seed_task_has_a_contract() -> None:

@@ -5,6 +5,29 @@ from kombu import Queue
 from taskfleet_core.celery_app import create_app, queue_for_task
 from taskfleet_core.queues import QUEUES, TASK_ROUTE_PATTERNS, visibility_timeout
 
+from tests.support.reference import seed000
+
+#: Where the fleet departs from seed 000's worker settings table on purpose (README, "Where we depart").
+DEPARTURES = {"worker_prefetch_multiplier": 1}
+
+
+def test_queue_table_matches_the_seed() -> None:
+    seed = {row["name"]: row for row in seed000()["queues"]}
+    assert list(QUEUES) == list(seed)
+    for name, spec in QUEUES.items():
+        assert spec.kombu_queue().exchange.name == seed[name]["exchange"]
+        limit = seed[name]["rate_limit"]
+        expected = None if limit is None else limit.replace("/minute", "/m")
+        assert (str(spec.rate_limit) if spec.rate_limit else None) == expected
+
+
+def test_worker_settings_match_the_seed_table_except_documented_departures() -> None:
+    conf = create_app("t", consumer_queue="default").conf
+    for setting, text in seed000()["worker_settings"].items():
+        expected = DEPARTURES.get(setting, {"True": True, "False": False}.get(text, text))
+        actual = conf[setting]
+        assert str(actual) == str(expected), f"{setting}: {actual!r} vs seed {text!r}"
+
 
 def test_four_queues_with_direct_exchanges_and_seed_rate_limits() -> None:
     assert list(QUEUES) == ["default", "matching", "email", "sync"]

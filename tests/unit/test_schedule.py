@@ -1,6 +1,7 @@
 """Beat's schedule against seed 000's table, entry by entry: name, time (UTC), queue, task.
 
-The expected side is parsed from the seed text itself, so the two cannot drift.
+The expected side is seed 000's table as data (tests/data/seed000.json, refreshed from the seed by
+scripts/vendor-reference), so the two cannot drift.
 """
 
 import re
@@ -11,7 +12,7 @@ from taskfleet_beat.schedule import beat_schedule, entries
 from taskfleet_core.contracts import contract_for
 from taskfleet_core.settings import Settings
 
-from tests.support.shared import seed
+from tests.support.reference import seed000
 
 DAYS = {"Sunday": "0", "Monday": "1", "Tuesday": "2", "Wednesday": "3", "Thursday": "4", "Friday": "5", "Saturday": "6"}
 
@@ -35,14 +36,7 @@ SEED_TASKS = {
 
 
 def seed_rows() -> list[tuple[str, str, str]]:
-    text = seed("000").read_text()
-    section = text.split("Celery Beat Schedule", 1)[1].split("Async Bridge", 1)[0]
-    rows = []
-    for line in section.splitlines():
-        cells = [c.strip() for c in line.split("|") if c.strip()]
-        if len(cells) == 4 and cells[0] != "Task":
-            rows.append((cells[0], cells[1], cells[2]))
-    return rows
+    return [(row["name"], row["schedule"], row["queue"]) for row in seed000()["beat_schedule"]]
 
 
 def crontab_for(phrase: str) -> crontab:
