@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from taskfleet_core.queues import QUEUES
+from taskfleet_core.tasks.queues import QUEUES
 
 #: Oldest waiting message older than this pages (seconds). Default: a fifth of the queue's hard time limit.
 BACKLOG_AGE_SECONDS = {"default": 300, "matching": 600, "email": 300, "sync": 1800}
@@ -95,7 +95,7 @@ def groups() -> list[dict[str, Any]]:
                     "5m",
                     "warning",
                     "No queue metrics: the queue exporter is down or cannot reach Valkey",
-                    "Every backlog alert depends on the queue exporter (python -m taskfleet_core.queue_exporter).",
+                    "Every backlog alert depends on the queue exporter (python -m taskfleet_queue_exporter).",
                 ),
             ],
         },

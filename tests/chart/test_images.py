@@ -1,4 +1,4 @@
-"""The six service images, checked without a Docker engine.
+"""The seven service images, checked without a Docker engine.
 
 Static: each Dockerfile is multi-stage, installs its own member with ``uv sync --frozen --package``, runs as a
 non-root user with an exec-form entrypoint (the process gets SIGTERM itself). Dynamic: the Dockerfile's own
@@ -18,9 +18,13 @@ import pytest
 
 from tests.chart.render import REPO, values
 
-SERVICES = ["api", "beat", "worker-default", "worker-matching", "worker-email", "worker-sync"]
+SERVICES = ["api", "beat", "queue-exporter", "worker-default", "worker-matching", "worker-email", "worker-sync"]
 #: Distributions that belong to exactly one service: no other image may carry them.
 OWN_DEPENDENCIES = {"api": {"fastapi", "uvicorn"}}
+#: The services that use the domain data package (database, models); the others must not install it.
+DATA_USERS = {"api", "worker-default", "worker-email", "worker-matching", "worker-sync"}
+#: Only what computes or compares vectors installs numpy.
+NUMPY_USERS = {"worker-matching", "worker-sync"}
 
 
 def dockerfile(service: str) -> str:
@@ -94,7 +98,7 @@ def build_context(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 #: The four worker Dockerfiles differ only in the member name; one worker stands for them (the static test reads all).
-@pytest.mark.parametrize("service", ["api", "beat", "worker-email"])
+@pytest.mark.parametrize("service", ["api", "beat", "queue-exporter", "worker-email"])
 def test_the_dockerfile_uv_sync_installs_only_its_service(service: str, build_context: Path, tmp_path: Path) -> None:
     venv = tmp_path / "venv"
     env = {**os.environ, "UV_PROJECT_ENVIRONMENT": str(venv), "UV_LINK_MODE": "copy", "UV_PYTHON_DOWNLOADS": "never"}
@@ -106,14 +110,18 @@ def test_the_dockerfile_uv_sync_installs_only_its_service(service: str, build_co
     site = next(venv.glob("lib/python*/site-packages"))
     installed = {p.name.split("-")[0].lower() for p in site.glob("*.dist-info")}
     ours = {name for name in installed if name.startswith("taskfleet")}
-    assert ours == {"taskfleet_core", f"taskfleet_{service.replace('-', '_')}"}
+    expected = {"taskfleet_core", f"taskfleet_{service.replace('-', '_')}"}
+    assert ours == expected | ({"taskfleet_data"} if service in DATA_USERS else set())
+    if service not in DATA_USERS:
+        assert not {"sqlalchemy", "alembic", "asyncpg", "aiosqlite"} & installed, f"{service} carries the data stack"
+    assert ("numpy" in installed) == (service in NUMPY_USERS)
     for owner, names in OWN_DEPENDENCIES.items():
         if owner != service:
             assert not names & installed, f"{service} image carries {names & installed} of {owner}"
     assert "pytest" not in installed and "ruff" not in installed, "no dev dependencies"
     # Not editable: the venv works without the sources (the runtime stage copies only the venv).
     module = f"taskfleet_{service.replace('-', '_')}"
-    probe = f"import {module}, taskfleet_core.probes; print({module}.__file__)"
+    probe = f"import {module}, taskfleet_core.observability.probes; print({module}.__file__)"
     result = subprocess.run(
         [str(venv / "bin" / "python"), "-c", probe], cwd="/", env=env, capture_output=True, text=True, timeout=60
     )

@@ -204,8 +204,15 @@ def test_worker_probes_read_the_heartbeat_and_ready_files(scenario: str) -> None
         c = pod_spec(dep)["containers"][0]
         live = c["livenessProbe"]["exec"]["command"]
         ready = c["readinessProbe"]["exec"]["command"]
-        assert live == ["python", "-m", "taskfleet_core.probes", "live", "--name", f"worker-{q['name']}"]
-        assert ready == ["python", "-m", "taskfleet_core.probes", "ready", "--name", f"worker-{q['name']}"]
+        assert live == ["python", "-m", "taskfleet_core.observability.probes", "live", "--name", f"worker-{q['name']}"]
+        assert ready == [
+            "python",
+            "-m",
+            "taskfleet_core.observability.probes",
+            "ready",
+            "--name",
+            f"worker-{q['name']}",
+        ]
         env = env_of(c)
         assert env["WORKER_HEALTH_DIR"].startswith("/tmp/")
         period = c["livenessProbe"]["periodSeconds"] * c["livenessProbe"]["failureThreshold"]
@@ -306,7 +313,7 @@ def test_queue_exporter_is_a_single_deployment_scraped_by_the_pod_monitor() -> N
     exporter = by_name(objects, "Deployment")[f"{PREFIX}-queue-exporter"]
     assert exporter["spec"]["replicas"] == 1
     container = pod_spec(exporter)["containers"][0]
-    assert container["command"] == ["python", "-m", "taskfleet_core.queue_exporter"]
+    assert container["command"] == ["python", "-m", "taskfleet_queue_exporter"]
     assert container["ports"][0]["name"] == "metrics"
     (monitor,) = of_kind(objects, "PodMonitor")
     excluded = monitor["spec"]["selector"]["matchExpressions"][1]["values"]

@@ -32,7 +32,7 @@ def render(values_files: list[str], sets: dict[str, str]) -> list[dict]:
     return parse(helm(*args).stdout)
 
 
-def test_six_artifacts_one_per_dockerfile() -> None:
+def test_one_artifact_per_dockerfile() -> None:
     artifacts = SKAFFOLD["build"]["artifacts"]
     assert sorted(a["image"] for a in artifacts) == [f"taskfleet-{s}" for s in SERVICES]
     for a in artifacts:

@@ -9,8 +9,8 @@ import sys
 import jsonschema
 import pytest
 import yaml
-from taskfleet_core import constants
-from taskfleet_core.queues import QUEUES
+from taskfleet_core.broker import keys
+from taskfleet_core.tasks.queues import QUEUES
 
 from tests.chart.render import CHART, SCENARIOS, render_values, values
 
@@ -32,7 +32,7 @@ def test_keda_list_names_follow_the_registry_keys() -> None:
         lists = [spec.name] + [f"{spec.name}{keda['prioritySeparator']}{p}" for p in keda["prioritySteps"]]
         assert lists == spec.waiting_lists()
         assert keda["unackedIndexKey"].format(queue=spec.name) == spec.unacked_index_key
-    assert keda["prioritySeparator"] == constants.PRIORITY_SEPARATOR
+    assert keda["prioritySeparator"] == keys.PRIORITY_SEPARATOR
 
 
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from taskfleet_core.contracts import CONTRACTS
+from taskfleet_core.tasks.contracts import CONTRACTS
 
 from tests.integration.helpers import submit, wait_for_job
 

@@ -3,7 +3,7 @@
 import asyncio
 
 import aiosmtplib
-from taskfleet_core.async_bridge import run_async
+from taskfleet_core.tasks.async_bridge import run_async
 
 from tests.integration.helpers import submit, wait_for_job
 

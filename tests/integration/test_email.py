@@ -7,7 +7,7 @@ import sys
 import uuid
 
 import pytest
-from taskfleet_core.celery_app import create_app
+from taskfleet_core.tasks.app import create_app
 
 from tests.integration.helpers import submit, wait_for_job
 
@@ -72,7 +72,7 @@ def test_declared_but_unimplemented_contract_is_rejected_loudly(fleet_env) -> No
     # Every email contract is implemented now, so a worker app built without its task modules
     # (in a subprocess: building an app makes it the current one) stands in for a partial deploy.
     probe = (
-        "from taskfleet_core.worker import create_worker_app\n"
+        "from taskfleet_core.tasks.worker import create_worker_app\n"
         "app = create_worker_app('email', [])\n"
         "print('missing', ','.join(app.conf.taskfleet_missing))\n"
         "result = app.tasks['email.check_deadline_notifications'].apply(task_id='probe-1')\n"

@@ -4,8 +4,8 @@ import time
 import uuid
 
 import redis
-from taskfleet_core.queues import RateLimit
-from taskfleet_core.ratelimit import FleetRateLimiter
+from taskfleet_core.reliability.ratelimit import FleetRateLimiter
+from taskfleet_core.tasks.queues import RateLimit
 
 
 def test_sliding_window_grants_at_most_the_limit(redis_client: redis.Redis) -> None:

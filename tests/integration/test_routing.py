@@ -4,9 +4,9 @@ import json
 
 import pytest
 import redis
-from taskfleet_core.celery_app import create_app
-from taskfleet_core.contracts import CONTRACTS
-from taskfleet_core.queues import QUEUES
+from taskfleet_core.tasks.app import create_app
+from taskfleet_core.tasks.contracts import CONTRACTS
+from taskfleet_core.tasks.queues import QUEUES
 
 
 @pytest.fixture

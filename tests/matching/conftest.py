@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import redis
 from fastapi.testclient import TestClient
-from taskfleet_core.migrations import upgrade_sync
+from taskfleet_data.migrations import upgrade_sync
 
 from tests.conftest import API_TEST_TOKEN
 from tests.integration.conftest import WorkerPool

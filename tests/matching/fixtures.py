@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from taskfleet_core.db import session_scope
-from taskfleet_core.embeddings import encode, get_embedder, grant_text
-from taskfleet_core.models import Grant
-from taskfleet_core.models_accounts import Company, User
+from taskfleet_data.accounts import Company, User
+from taskfleet_data.db import session_scope
+from taskfleet_data.embeddings import encode, get_embedder, grant_text
+from taskfleet_data.models import Grant
 
 GRANTS: dict[str, dict[str, Any]] = {
     "wind": dict(

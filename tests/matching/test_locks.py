@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 
-from taskfleet_core.locks import OverlapLock, try_lock
+from taskfleet_core.reliability.locks import OverlapLock, try_lock
 
 
 def test_second_holder_skips_with_a_reason_until_released(redis_client) -> None:

@@ -8,11 +8,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 from taskfleet_api.producer import celery_app
-from taskfleet_core.async_bridge import run_async
-from taskfleet_core.db import session_scope
-from taskfleet_core.locks import OverlapLock
-from taskfleet_core.models import SyncState
-from taskfleet_core.models_accounts import (
+from taskfleet_core.reliability.locks import OverlapLock
+from taskfleet_core.tasks.async_bridge import run_async
+from taskfleet_data.accounts import (
     AuthToken,
     MatchResult,
     MonthlyStatistics,
@@ -20,6 +18,8 @@ from taskfleet_core.models_accounts import (
     User,
     UserSession,
 )
+from taskfleet_data.db import session_scope
+from taskfleet_data.models import SyncState
 from taskfleet_worker_default.statistics import month_bounds, previous_month
 
 from tests.integration.helpers import wait_for_job
@@ -44,7 +44,7 @@ def world(fleet):
 async def _backdate(url: str, world) -> None:
     """Three grants first seen in October (one closed), two matches and one alert that month."""
     from sqlalchemy import update
-    from taskfleet_core.models import Grant
+    from taskfleet_data.models import Grant
 
     g, c = world.grants, world.companies
     async with session_scope(url) as sessions, sessions() as session, session.begin():

@@ -7,9 +7,9 @@ import time
 import pytest
 from sqlalchemy import func, select
 from taskfleet_api.producer import celery_app
-from taskfleet_core.async_bridge import run_async
-from taskfleet_core.db import session_scope
-from taskfleet_core.models_accounts import MatchResult
+from taskfleet_core.tasks.async_bridge import run_async
+from taskfleet_data.accounts import MatchResult
+from taskfleet_data.db import session_scope
 
 from tests.integration.helpers import wait_for_job
 from tests.matching.fixtures import World, seed_world

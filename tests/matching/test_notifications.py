@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 from taskfleet_api.producer import celery_app
-from taskfleet_core.async_bridge import run_async
-from taskfleet_core.db import session_scope
-from taskfleet_core.models_accounts import MatchResult, NotificationLog
+from taskfleet_core.tasks.async_bridge import run_async
+from taskfleet_data.accounts import MatchResult, NotificationLog
+from taskfleet_data.db import session_scope
 from taskfleet_worker_email.notifications import window_for
 
 from tests.integration.helpers import wait_for_job

@@ -94,7 +94,7 @@ def fleet(fleet_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -
         )
         started.append(api.start("Application startup complete"))
         exporter = ServiceProcess(
-            "taskfleet_core.queue_exporter", root / "exporter.log", {**env, "METRICS_PORT": str(ports["exporter"])}
+            "taskfleet_queue_exporter", root / "exporter.log", {**env, "METRICS_PORT": str(ports["exporter"])}
         )
         started.append(exporter.start("queue exporter ready"))
         beat = ServiceProcess("taskfleet_beat", root / "beat.log", {**env, "METRICS_PORT": str(ports["beat"])})
@@ -121,7 +121,7 @@ def fleet(fleet_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -
 def _leave_the_broker_clean(url: str) -> None:
     """Later tests share this redis-server: drop the work this module left waiting (matching has no consumer)."""
     import redis
-    from taskfleet_core.queues import QUEUES
+    from taskfleet_core.tasks.queues import QUEUES
 
     client = redis.Redis.from_url(url)
     for spec in QUEUES.values():

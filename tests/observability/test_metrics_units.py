@@ -10,8 +10,8 @@ import time
 from pathlib import Path
 
 import redis
-from taskfleet_core.queue_exporter import DLQ_KEY, QueueCollector, oldest_sent_at
-from taskfleet_core.task_metrics import SENT_AT_HEADER
+from taskfleet_core.observability.task_metrics import SENT_AT_HEADER
+from taskfleet_queue_exporter.exporter import DLQ_KEY, QueueCollector, oldest_sent_at
 
 CHILD = """
 import os, sys
@@ -25,7 +25,7 @@ c.labels("x").inc()
 
 def test_dead_children_leave_live_gauges_but_keep_counters(tmp_path: Path) -> None:
     """A child killed without ``worker_process_shutdown`` (OOM) must not be counted as active forever."""
-    from taskfleet_core import metrics
+    from taskfleet_core.observability import metrics
 
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
     for n in ("2", "3"):
@@ -37,7 +37,7 @@ def test_dead_children_leave_live_gauges_but_keep_counters(tmp_path: Path) -> No
 
 
 def test_the_worker_directory_is_emptied_at_start(tmp_path: Path, monkeypatch) -> None:
-    from taskfleet_core import metrics
+    from taskfleet_core.observability import metrics
 
     stale = tmp_path / "counter_1.db"
     stale.write_bytes(b"old run")
@@ -61,7 +61,7 @@ def test_oldest_message_stamp_is_read_from_the_kombu_envelope() -> None:
 
 
 def _clear_email(redis_client: redis.Redis) -> None:
-    from taskfleet_core.queues import QUEUES
+    from taskfleet_core.tasks.queues import QUEUES
 
     spec = QUEUES["email"]
     redis_client.delete(*spec.waiting_lists(), spec.unacked_index_key, DLQ_KEY.format(queue="email"))
@@ -94,7 +94,7 @@ def test_a_task_republishing_itself_with_the_same_retries_is_a_throttle() -> Non
     from celery import Celery
     from celery._state import _task_stack
     from prometheus_client import REGISTRY
-    from taskfleet_core import task_metrics
+    from taskfleet_core.observability import task_metrics
 
     app = Celery("throttle-test", set_as_current=False)
 
@@ -127,7 +127,7 @@ def test_json_log_lines_carry_trace_and_task_ids() -> None:
     import logging
 
     from opentelemetry.sdk.trace import TracerProvider
-    from taskfleet_core.logs import JsonFormatter
+    from taskfleet_core.observability.logs import JsonFormatter
 
     record = logging.makeLogRecord({"name": "x", "levelno": 20, "levelname": "INFO", "msg": "hello %s", "args": ("w",)})
     with TracerProvider().get_tracer("t").start_as_current_span("s") as span:

@@ -56,7 +56,7 @@ def test_every_alert_is_tested_firing_and_quiet() -> None:
 
 
 def test_backlog_alert_per_queue_from_the_registry() -> None:
-    from taskfleet_core.queues import QUEUES
+    from taskfleet_core.tasks.queues import QUEUES
 
     rules = infra_module("rules")
     backlog = [r for g in rules.groups() for r in g["rules"] if r["alert"] == "TaskfleetBacklogTooOld"]

@@ -6,8 +6,8 @@ import asyncio
 from typing import Any
 
 from sqlalchemy import func, select
-from taskfleet_core.db import session_scope
-from taskfleet_core.models import Grant, SyncState
+from taskfleet_data.db import session_scope
+from taskfleet_data.models import Grant, SyncState
 
 
 def run(coro: Any) -> Any:

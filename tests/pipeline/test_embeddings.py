@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from taskfleet_core.embeddings import HashingEmbedder, decode, encode, get_embedder
+from taskfleet_data.embeddings import HashingEmbedder, decode, encode, get_embedder
 
 
 def test_hashing_model_properties():

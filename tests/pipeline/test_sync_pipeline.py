@@ -9,8 +9,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import update
-from taskfleet_core import search
-from taskfleet_core.models import Grant
+from taskfleet_data import search
+from taskfleet_data.models import Grant
 from taskfleet_worker_sync import dedup, maintenance
 from taskfleet_worker_sync.pipeline import sync_source
 

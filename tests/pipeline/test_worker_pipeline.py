@@ -10,10 +10,10 @@ left waiting (Beat tests send the scheduled syncs to a queue nobody consumes the
 from __future__ import annotations
 
 import pytest
-from taskfleet_core.celery_app import create_app
-from taskfleet_core.models import Grant
-from taskfleet_core.queues import QUEUES
-from taskfleet_core.ratelimit import RATE_KEY
+from taskfleet_core.reliability.ratelimit import RATE_KEY
+from taskfleet_core.tasks.app import create_app
+from taskfleet_core.tasks.queues import QUEUES
+from taskfleet_data.models import Grant
 
 from tests.pipeline.conftest import SOURCES
 from tests.pipeline.helpers import count_by_source, grant, grants, sync_state

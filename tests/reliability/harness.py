@@ -214,7 +214,7 @@ class Fleet:
 
     def dead_lettered(self) -> dict[str, dict[str, Any]]:
         """Every DLQ entry, keyed by entry id."""
-        from taskfleet_core.dlq import DeadLetterQueue
+        from taskfleet_core.reliability.dlq import DeadLetterQueue
 
         return {e.id: e.__dict__ for e in DeadLetterQueue(self.valkey).iter()}
 

@@ -28,7 +28,7 @@ CHECKS = [not_a_server_error, response_schema_conformance, content_type_conforma
 @pytest.fixture
 def drained(redis_client) -> Iterator[None]:
     yield
-    from taskfleet_core.queues import QUEUES
+    from taskfleet_core.tasks.queues import QUEUES
 
     for spec in QUEUES.values():
         redis_client.delete(*spec.waiting_lists())

@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
-from taskfleet_core import dlq
+from taskfleet_core.reliability import dlq
 
 
 @pytest.fixture

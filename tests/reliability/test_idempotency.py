@@ -6,8 +6,8 @@ import threading
 import uuid
 
 import pytest
-from taskfleet_core.errors import TransientError
-from taskfleet_core.idempotency import EffectInProgress, IdempotencyStore
+from taskfleet_core.reliability.idempotency import EffectInProgress, IdempotencyStore
+from taskfleet_core.tasks.errors import TransientError
 
 
 @pytest.fixture

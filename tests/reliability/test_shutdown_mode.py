@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
-from taskfleet_core import shutdown
-from taskfleet_core.queues import QUEUES
+from taskfleet_core.reliability import shutdown
+from taskfleet_core.tasks.queues import QUEUES
 
 VALUES = Path(__file__).resolve().parents[2] / "charts" / "taskfleet" / "values.yaml"
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 import redis
-from taskfleet_core.celery_app import create_app
 from taskfleet_core.settings import load_settings
+from taskfleet_core.tasks.app import create_app
 
 #: A database index no other test uses: these tests count keys and list entries.
 DB = 7
@@ -38,7 +38,7 @@ def db(k8s_env: dict[str, str]) -> redis.Redis:
 def probe(env: dict[str, str], kind: str, name: str) -> subprocess.CompletedProcess[str]:
     """Run the probe exactly as the kubelet's exec probe does."""
     return subprocess.run(
-        [sys.executable, "-m", "taskfleet_core.probes", kind, "--name", name],
+        [sys.executable, "-m", "taskfleet_core.observability.probes", kind, "--name", name],
         env=env,
         capture_output=True,
         text=True,

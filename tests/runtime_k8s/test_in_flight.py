@@ -8,7 +8,7 @@ import signal
 import time
 
 import redis
-from taskfleet_core.queues import QUEUES
+from taskfleet_core.tasks.queues import QUEUES
 
 from tests.chart.render import by_name, render_scenario
 from tests.runtime_k8s.conftest import wait_for

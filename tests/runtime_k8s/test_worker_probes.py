@@ -67,13 +67,16 @@ def test_probe_cli_reports_a_missing_heartbeat(k8s_env) -> None:  # type: ignore
 
 def test_probe_cli_imports_neither_celery_nor_pydantic(k8s_env) -> None:  # type: ignore[no-untyped-def]
     """A probe runs every few seconds in every pod: it must not import the whole app (inspect ping does)."""
-    code = "import sys, taskfleet_core.probes; print(sorted({'celery', 'pydantic', 'redis'} & set(sys.modules)))"
+    code = (
+        "import sys, taskfleet_core.observability.probes; "
+        "print(sorted({'celery', 'pydantic', 'redis'} & set(sys.modules)))"
+    )
     result = subprocess.run([sys.executable, "-c", code], env=k8s_env, capture_output=True, text=True, timeout=30)
     assert result.stdout.strip() == "[]"
 
 
 def test_probe_cli_defaults_match_settings() -> None:
-    from taskfleet_core import probes
+    from taskfleet_core.observability import probes
     from taskfleet_core.settings import Settings
 
     fields = Settings.model_fields

@@ -4,9 +4,9 @@ import re
 
 import pytest
 from pydantic import ValidationError
-from taskfleet_core.celery_app import queue_for_task
-from taskfleet_core.contracts import CONTRACTS, contract_for
-from taskfleet_core.queues import TASK_ROUTE_PATTERNS
+from taskfleet_core.tasks.app import queue_for_task
+from taskfleet_core.tasks.contracts import CONTRACTS, contract_for
+from taskfleet_core.tasks.queues import TASK_ROUTE_PATTERNS
 
 from tests.support.reference import seed000
 

@@ -2,8 +2,8 @@
 
 import pytest
 from kombu import Queue
-from taskfleet_core.celery_app import create_app, queue_for_task
-from taskfleet_core.queues import QUEUES, TASK_ROUTE_PATTERNS, visibility_timeout
+from taskfleet_core.tasks.app import create_app, queue_for_task
+from taskfleet_core.tasks.queues import QUEUES, TASK_ROUTE_PATTERNS, visibility_timeout
 
 from tests.support.reference import seed000
 

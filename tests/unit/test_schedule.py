@@ -9,8 +9,8 @@ import re
 import pytest
 from celery.schedules import crontab
 from taskfleet_beat.schedule import beat_schedule, entries
-from taskfleet_core.contracts import contract_for
 from taskfleet_core.settings import Settings
+from taskfleet_core.tasks.contracts import contract_for
 
 from tests.support.reference import seed000
 

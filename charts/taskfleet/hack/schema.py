@@ -124,7 +124,7 @@ queue_props = {
 queue_entry = obj(
     "A queue of the registry; any key of workerDefaults overrides the default.",
     {
-        "name": s("string", "Queue name, as in taskfleet_core.queues.QUEUES.", pattern="^[a-z][a-z0-9-]{0,40}$"),
+        "name": s("string", "Queue name, as in taskfleet_core.tasks.queues.QUEUES.", pattern="^[a-z][a-z0-9-]{0,40}$"),
         "image": s("string", "Image of this queue's worker; default <registry>/taskfleet-worker-<name>:<tag>."),
         **queue_props,
     },
@@ -157,9 +157,9 @@ schema = {
         ),
         "images": {
             "type": "object",
-            "description": "Full image references by service (api, beat, worker-<queue>).",
+            "description": "Full image references by service (api, beat, queue-exporter, worker-<queue>).",
             "additionalProperties": {"type": "string", "minLength": 1},
-            "propertyNames": {"pattern": "^(api|beat|worker-[a-z][a-z0-9-]*)$"},
+            "propertyNames": {"pattern": "^(api|beat|queue-exporter|worker-[a-z][a-z0-9-]*)$"},
         },
         "imagePullSecrets": arr("Pull secrets for every pod."),
         "serviceAccount": obj(

@@ -160,5 +160,5 @@ imagePullSecrets:
 {{/* Exec probe command of the health CLI: (dict "check" "live" "name" "worker-default"). */}}
 {{- define "taskfleet.probeCommand" -}}
 exec:
-  command: ["python", "-m", "taskfleet_core.probes", {{ .check | quote }}, "--name", {{ .name | quote }}]
+  command: ["python", "-m", "taskfleet_core.observability.probes", {{ .check | quote }}, "--name", {{ .name | quote }}]
 {{- end }}

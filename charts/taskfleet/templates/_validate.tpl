@@ -8,7 +8,7 @@ naming the key and the fix; the chart then fails once, listing them all.
 {{- range $i, $raw := .Values.queues }}
 {{- $name := $raw.name | default "" }}
 {{- if not $name }}
-{{- $errors = append $errors (printf "queues[%d]: has no name; set queues[%d].name to the registry's queue name (taskfleet_core.queues.QUEUES)" $i $i) }}
+{{- $errors = append $errors (printf "queues[%d]: has no name; set queues[%d].name to the registry's queue name (taskfleet_core.tasks.queues.QUEUES)" $i $i) }}
 {{- else }}
 {{- if hasKey $seen $name }}
 {{- $errors = append $errors (printf "queues[%d]: queue %q is listed twice; keep one entry per queue" $i $name) }}

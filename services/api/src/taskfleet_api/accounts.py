@@ -17,11 +17,11 @@ from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from taskfleet_core.db import create_engine
-from taskfleet_core.migrations import ensure_schema
-from taskfleet_core.models import Grant
-from taskfleet_core.models_accounts import COMPANY_SIZES, Company, MatchResult, User
 from taskfleet_core.settings import load_settings
+from taskfleet_data.accounts import COMPANY_SIZES, Company, MatchResult, User
+from taskfleet_data.db import create_engine
+from taskfleet_data.migrations import ensure_schema
+from taskfleet_data.models import Grant
 
 from taskfleet_api.auth import require_write
 

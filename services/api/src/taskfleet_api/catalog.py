@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from taskfleet_core.broker import queue_depths
-from taskfleet_core.contracts import CONTRACTS
-from taskfleet_core.queues import QUEUES
-from taskfleet_core.valkey import client
+from taskfleet_core.broker.client import client
+from taskfleet_core.broker.depths import queue_depths
+from taskfleet_core.tasks.contracts import CONTRACTS
+from taskfleet_core.tasks.queues import QUEUES
 
 from taskfleet_api.schemas import QueueInfo, TaskInfo
 

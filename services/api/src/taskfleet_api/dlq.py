@@ -14,11 +14,11 @@ from typing import Any, Literal
 from fastapi import APIRouter, Depends, HTTPException, Query, status
 from prometheus_client import REGISTRY
 from pydantic import BaseModel
-from taskfleet_core import dlq
-from taskfleet_core.constants import JOB_KEY
-from taskfleet_core.contracts import CONTRACTS
-from taskfleet_core.queues import QUEUES
-from taskfleet_core.valkey import client
+from taskfleet_core.broker.client import client
+from taskfleet_core.broker.keys import JOB_KEY
+from taskfleet_core.reliability import dlq
+from taskfleet_core.tasks.contracts import CONTRACTS
+from taskfleet_core.tasks.queues import QUEUES
 
 from taskfleet_api.auth import require_write
 from taskfleet_api.producer import celery_app, record_job

@@ -9,8 +9,8 @@ from celery.result import AsyncResult
 from fastapi import APIRouter, Depends, HTTPException, Query, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
-from taskfleet_core.contracts import CONTRACTS
-from taskfleet_core.queues import visibility_timeout
+from taskfleet_core.tasks.contracts import CONTRACTS
+from taskfleet_core.tasks.queues import visibility_timeout
 
 from taskfleet_api.auth import require_write
 from taskfleet_api.producer import celery_app, job_record, mark_revoked, record_job

@@ -7,8 +7,8 @@ import logging
 from fastapi import Depends, FastAPI, Request, status
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from taskfleet_core.broker.client import client
 from taskfleet_core.settings import load_settings
-from taskfleet_core.valkey import client
 
 from taskfleet_api import accounts, catalog, dlq, jobs, observability
 from taskfleet_api.auth import TokenAuth, require_read

@@ -16,7 +16,7 @@ from fastapi import FastAPI, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.routing import Match
-from taskfleet_core import logs, metrics, task_metrics, tracing
+from taskfleet_core.observability import logs, metrics, task_metrics, tracing
 
 SERVICE = "taskfleet-api"
 

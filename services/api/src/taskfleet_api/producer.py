@@ -13,10 +13,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from celery import Celery
-from taskfleet_core.celery_app import RESULT_EXPIRES, create_app
-from taskfleet_core.constants import JOB_KEY, REVOKED_KEY
-from taskfleet_core.queues import visibility_timeout
-from taskfleet_core.valkey import client
+from taskfleet_core.broker.client import client
+from taskfleet_core.broker.keys import JOB_KEY, REVOKED_KEY
+from taskfleet_core.tasks.app import RESULT_EXPIRES, create_app
+from taskfleet_core.tasks.queues import visibility_timeout
 
 #: How long a job record outlives its scheduled start: the result's TTL plus a day to look it up.
 JOB_RECORD_TTL = RESULT_EXPIRES + 24 * 3600

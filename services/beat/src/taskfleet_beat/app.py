@@ -1,9 +1,9 @@
 """Beat's Celery app: a producer only, with seed 000's schedule, sending only while it holds the leader lock."""
 
-from taskfleet_core import beat_metrics
-from taskfleet_core.celery_app import create_app
 from taskfleet_core.settings import load_settings
+from taskfleet_core.tasks.app import create_app
 
+from taskfleet_beat import metrics as beat_metrics
 from taskfleet_beat.leader import canary_schedule
 from taskfleet_beat.schedule import beat_schedule
 

@@ -22,15 +22,17 @@ from typing import Any
 
 import redis
 from celery.beat import PersistentScheduler
-from taskfleet_core import constants, probes, valkey
-from taskfleet_core.contracts import contract_for
+from taskfleet_core.broker import client as valkey
+from taskfleet_core.broker import keys
+from taskfleet_core.observability import probes
 from taskfleet_core.settings import Settings, load_settings
+from taskfleet_core.tasks.contracts import contract_for
 
 log = logging.getLogger("taskfleet.beat.leader")
 
 #: The lock's key; its value is the holder's token (host:pid:random), so only the holder renews or frees it.
-LOCK_KEY = constants.KEY_PREFIX + "beat:leader"
-#: Probe name of Beat's heartbeat and ready files (python -m taskfleet_core.probes live --name beat).
+LOCK_KEY = keys.KEY_PREFIX + "beat:leader"
+#: Probe name of Beat's heartbeat and ready files (python -m taskfleet_core.observability.probes live --name beat).
 PROBE_NAME = "beat"
 
 _RENEW = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0"

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from celery.schedules import crontab
-from taskfleet_core.contracts import contract_for
 from taskfleet_core.settings import Settings
+from taskfleet_core.tasks.contracts import contract_for
 
 
 @dataclass(frozen=True)

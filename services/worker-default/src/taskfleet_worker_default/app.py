@@ -1,6 +1,6 @@
 """The default worker's Celery app: consumes ``default`` and knows only its own tasks."""
 
-from taskfleet_core.worker import create_worker_app
+from taskfleet_core.tasks.worker import create_worker_app
 
 app = create_worker_app(
     "default",

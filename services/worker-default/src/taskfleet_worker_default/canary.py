@@ -9,9 +9,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from taskfleet_core.contracts import CanaryArgs
-from taskfleet_core.errors import PermanentError, TransientError
-from taskfleet_core.tasks import FleetTask, implements
+from taskfleet_core.tasks.contracts import CanaryArgs
+from taskfleet_core.tasks.errors import PermanentError, TransientError
+from taskfleet_core.tasks.fleet_task import FleetTask, implements
 
 
 @implements("maintenance.canary")

@@ -10,10 +10,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
-from taskfleet_core.db import session_scope
-from taskfleet_core.migrations import ensure_schema
-from taskfleet_core.models import SyncState
 from taskfleet_core.settings import Settings
+from taskfleet_data.db import session_scope
+from taskfleet_data.migrations import ensure_schema
+from taskfleet_data.models import SyncState
 
 MAX_AGE = timedelta(hours=48)
 

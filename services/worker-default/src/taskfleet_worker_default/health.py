@@ -9,13 +9,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import aiosmtplib
-from taskfleet_core import db
-from taskfleet_core.async_bridge import run_async
-from taskfleet_core.broker import queue_depths
-from taskfleet_core.contracts import NoArgs
+from taskfleet_core.broker.client import client
+from taskfleet_core.broker.depths import queue_depths
 from taskfleet_core.settings import Settings, load_settings
-from taskfleet_core.tasks import FleetTask, implements
-from taskfleet_core.valkey import client
+from taskfleet_core.tasks.async_bridge import run_async
+from taskfleet_core.tasks.contracts import NoArgs
+from taskfleet_core.tasks.fleet_task import FleetTask, implements
+from taskfleet_data import db
 
 from taskfleet_worker_default.freshness import sync_freshness
 

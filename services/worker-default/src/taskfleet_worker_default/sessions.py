@@ -10,13 +10,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, or_
-from taskfleet_core.async_bridge import run_async
-from taskfleet_core.contracts import NoArgs
-from taskfleet_core.db import session_scope
-from taskfleet_core.migrations import ensure_schema
-from taskfleet_core.models_accounts import AuthToken, UserSession
 from taskfleet_core.settings import load_settings
-from taskfleet_core.tasks import FleetTask, implements
+from taskfleet_core.tasks.async_bridge import run_async
+from taskfleet_core.tasks.contracts import NoArgs
+from taskfleet_core.tasks.fleet_task import FleetTask, implements
+from taskfleet_data.accounts import AuthToken, UserSession
+from taskfleet_data.db import session_scope
+from taskfleet_data.migrations import ensure_schema
 
 #: A revoked token is kept this long for audit, then deleted even if it has not expired.
 REVOKED_TOKEN_RETENTION = timedelta(days=7)

@@ -11,15 +11,15 @@ import time
 from typing import Any
 
 from sqlalchemy import text
-from taskfleet_core.async_bridge import run_async
-from taskfleet_core.contracts import NoArgs
-from taskfleet_core.db import engine_scope
-from taskfleet_core.locks import try_lock
-from taskfleet_core.migrations import ensure_schema
-from taskfleet_core.queues import QUEUES
+from taskfleet_core.broker.client import client
+from taskfleet_core.reliability.locks import try_lock
 from taskfleet_core.settings import load_settings
-from taskfleet_core.tasks import FleetTask, implements
-from taskfleet_core.valkey import client
+from taskfleet_core.tasks.async_bridge import run_async
+from taskfleet_core.tasks.contracts import NoArgs
+from taskfleet_core.tasks.fleet_task import FleetTask, implements
+from taskfleet_core.tasks.queues import QUEUES
+from taskfleet_data.db import engine_scope
+from taskfleet_data.migrations import ensure_schema
 
 LOCK = "maintenance.vacuum_database"
 LOCK_TTL = 2 * QUEUES["default"].time_limit

@@ -30,15 +30,15 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
-from taskfleet_core.async_bridge import run_async
-from taskfleet_core.contracts import DeadlineCheckArgs
-from taskfleet_core.db import session_scope
-from taskfleet_core.errors import TransientError
-from taskfleet_core.migrations import ensure_schema
-from taskfleet_core.models import Grant
-from taskfleet_core.models_accounts import Company, MatchResult, NotificationLog, User
 from taskfleet_core.settings import load_settings
-from taskfleet_core.tasks import FleetTask, implements
+from taskfleet_core.tasks.async_bridge import run_async
+from taskfleet_core.tasks.contracts import DeadlineCheckArgs
+from taskfleet_core.tasks.errors import TransientError
+from taskfleet_core.tasks.fleet_task import FleetTask, implements
+from taskfleet_data.accounts import Company, MatchResult, NotificationLog, User
+from taskfleet_data.db import session_scope
+from taskfleet_data.migrations import ensure_schema
+from taskfleet_data.models import Grant
 
 from taskfleet_worker_email.templates import render_deadline_email
 

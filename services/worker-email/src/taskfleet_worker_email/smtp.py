@@ -12,9 +12,9 @@ from email.utils import formatdate
 from typing import Any
 
 import aiosmtplib
-from taskfleet_core.contracts import SendEmailArgs
-from taskfleet_core.errors import PermanentError, TransientError
 from taskfleet_core.settings import Settings
+from taskfleet_core.tasks.contracts import SendEmailArgs
+from taskfleet_core.tasks.errors import PermanentError, TransientError
 
 
 class RecipientRejected(PermanentError):

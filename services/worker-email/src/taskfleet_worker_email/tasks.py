@@ -5,12 +5,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from taskfleet_core.async_bridge import run_async
-from taskfleet_core.contracts import SendEmailArgs
-from taskfleet_core.idempotency import IdempotencyStore, claim_seconds
+from taskfleet_core.broker.client import client
+from taskfleet_core.reliability.idempotency import IdempotencyStore, claim_seconds
 from taskfleet_core.settings import load_settings
-from taskfleet_core.tasks import FleetTask, implements
-from taskfleet_core.valkey import client
+from taskfleet_core.tasks.async_bridge import run_async
+from taskfleet_core.tasks.contracts import SendEmailArgs
+from taskfleet_core.tasks.fleet_task import FleetTask, implements
 
 from taskfleet_worker_email.smtp import build_message, deliver
 

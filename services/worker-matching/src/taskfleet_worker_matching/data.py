@@ -13,9 +13,9 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import delete, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from taskfleet_core.embeddings import decode, encode, get_embedder
-from taskfleet_core.models import LIVE_STATUSES, Grant
-from taskfleet_core.models_accounts import Company, MatchResult
+from taskfleet_data.accounts import Company, MatchResult
+from taskfleet_data.embeddings import decode, encode, get_embedder
+from taskfleet_data.models import LIVE_STATUSES, Grant
 
 from taskfleet_worker_matching.scoring import CompanyProfile, GrantRow, Match, sector_words
 

@@ -14,16 +14,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 from celery import chord, group
-from taskfleet_core.async_bridge import run_async
-from taskfleet_core.contracts import CompanyMatchesArgs, FinishRefreshArgs, MatchChunkArgs, RefreshMatchesArgs
-from taskfleet_core.db import session_scope
-from taskfleet_core.errors import PermanentError
-from taskfleet_core.locks import OverlapLock, try_lock
-from taskfleet_core.migrations import ensure_schema
-from taskfleet_core.queues import QUEUES
+from taskfleet_core.broker.client import client
+from taskfleet_core.reliability.locks import OverlapLock, try_lock
 from taskfleet_core.settings import load_settings
-from taskfleet_core.tasks import FleetTask, implements
-from taskfleet_core.valkey import client
+from taskfleet_core.tasks.async_bridge import run_async
+from taskfleet_core.tasks.contracts import CompanyMatchesArgs, FinishRefreshArgs, MatchChunkArgs, RefreshMatchesArgs
+from taskfleet_core.tasks.errors import PermanentError
+from taskfleet_core.tasks.fleet_task import FleetTask, implements
+from taskfleet_core.tasks.queues import QUEUES
+from taskfleet_data.db import session_scope
+from taskfleet_data.migrations import ensure_schema
 
 from taskfleet_worker_matching import data
 from taskfleet_worker_matching.scoring import GrantMatrix, top_matches

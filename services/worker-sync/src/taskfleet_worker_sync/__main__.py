@@ -1,4 +1,4 @@
-from taskfleet_core.worker import run_worker
+from taskfleet_core.tasks.worker import run_worker
 
 from taskfleet_worker_sync.app import app
 

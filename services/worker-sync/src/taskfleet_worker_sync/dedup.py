@@ -21,8 +21,8 @@ from decimal import Decimal
 import numpy as np
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from taskfleet_core.embeddings import get_embedder
-from taskfleet_core.models import Grant
+from taskfleet_data.embeddings import get_embedder
+from taskfleet_data.models import Grant
 
 #: Which source's record wins: the funder's own publication over an aggregator's.
 SOURCE_PRIORITY = {"gcf": 0, "world_bank": 1, "cordis": 2, "eu_portal": 3, "iati": 4}

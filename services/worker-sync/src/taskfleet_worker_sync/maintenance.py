@@ -6,9 +6,9 @@ from collections.abc import Callable
 
 from sqlalchemy import case, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from taskfleet_core import search
-from taskfleet_core.embeddings import encode, get_embedder, grant_text
-from taskfleet_core.models import Grant, utcnow
+from taskfleet_data import search
+from taskfleet_data.embeddings import encode, get_embedder, grant_text
+from taskfleet_data.models import Grant, utcnow
 
 Progress = Callable[[int, int, str], None]
 

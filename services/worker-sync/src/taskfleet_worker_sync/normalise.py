@@ -17,7 +17,7 @@ from datetime import UTC, date, datetime, time
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from taskfleet_core.models import LIVE_STATUSES
+from taskfleet_data.models import LIVE_STATUSES
 
 from taskfleet_worker_sync.countries import to_alpha2
 

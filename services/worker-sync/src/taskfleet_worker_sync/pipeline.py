@@ -12,10 +12,10 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from taskfleet_core.db import session_scope
-from taskfleet_core.migrations import ensure_schema
-from taskfleet_core.models import utcnow
 from taskfleet_core.settings import Settings, load_settings
+from taskfleet_data.db import session_scope
+from taskfleet_data.migrations import ensure_schema
+from taskfleet_data.models import utcnow
 
 from taskfleet_worker_sync.sources import ADAPTERS
 from taskfleet_worker_sync.sources.base import SourceError, make_client

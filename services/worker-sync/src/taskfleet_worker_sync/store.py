@@ -16,8 +16,8 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
-from taskfleet_core import search
-from taskfleet_core.models import Grant, SyncState, utcnow
+from taskfleet_data import search
+from taskfleet_data.models import Grant, SyncState, utcnow
 
 from taskfleet_worker_sync.normalise import NormalisedGrant
 

@@ -18,8 +18,11 @@ from typing import Any, TypeVar
 
 from celery import chord, group, shared_task
 from sqlalchemy.ext.asyncio import AsyncSession
-from taskfleet_core.async_bridge import run_async
-from taskfleet_core.contracts import (
+from taskfleet_core.broker.client import client
+from taskfleet_core.reliability.locks import try_lock
+from taskfleet_core.settings import load_settings
+from taskfleet_core.tasks.async_bridge import run_async
+from taskfleet_core.tasks.contracts import (
     Args,
     DeduplicateArgs,
     EmbeddingArgs,
@@ -28,14 +31,11 @@ from taskfleet_core.contracts import (
     SyncAllArgs,
     TaskContract,
 )
-from taskfleet_core.db import session_scope
-from taskfleet_core.errors import PermanentError, TransientError
-from taskfleet_core.locks import try_lock
-from taskfleet_core.migrations import ensure_schema
-from taskfleet_core.queues import QUEUES
-from taskfleet_core.settings import load_settings
-from taskfleet_core.tasks import FleetTask, implements, task_options
-from taskfleet_core.valkey import client
+from taskfleet_core.tasks.errors import PermanentError, TransientError
+from taskfleet_core.tasks.fleet_task import FleetTask, implements, task_options
+from taskfleet_core.tasks.queues import QUEUES
+from taskfleet_data.db import session_scope
+from taskfleet_data.migrations import ensure_schema
 
 from taskfleet_worker_sync import dedup, maintenance
 from taskfleet_worker_sync.pipeline import sync_source

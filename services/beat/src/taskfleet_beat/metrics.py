@@ -1,0 +1,86 @@
+"""Beat's metrics: sends and last successful send per schedule entry, and when the next is due.
+
+Celery marks Beat's messages only with ``celery_beat_task``; we stamp each entry's
+options with its name (``taskfleet_beat_entry`` header) so a publish is counted per
+entry. ``taskfleet_beat_next_send_timestamp_seconds`` is computed at scrape time from
+the entry's schedule and its last send: once it lies in the past by more than a few
+minutes, Beat missed that entry (alert ``TaskfleetBeatMissedSchedule``). A standby Beat
+that does not hold the leader lock sends nothing, so alerts take the max over instances.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from celery import Celery, signals
+from celery.schedules import maybe_schedule
+from prometheus_client import REGISTRY
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from taskfleet_core.observability import logs, metrics, task_metrics, tracing
+from taskfleet_core.settings import load_settings
+
+ENTRY_HEADER = "taskfleet_beat_entry"
+
+_last_send: dict[str, float] = {}
+_state: dict[str, Any] = {}
+
+
+def instrument(app: Celery) -> None:
+    """Call once the schedule is set on ``app.conf.beat_schedule``."""
+    if _state:
+        return
+    _state["app"] = app
+    _state["started"] = time.time()
+    for name, entry in app.conf.beat_schedule.items():
+        headers = entry.setdefault("options", {}).setdefault("headers", {})
+        headers[ENTRY_HEADER] = name
+    task_metrics.instrument_producer("beat")
+    signals.after_task_publish.connect(_sent, weak=False)
+    signals.beat_init.connect(_serve, weak=False)
+    signals.after_setup_logger.connect(_json_logs, weak=False)
+
+
+def _sent(headers: dict[str, Any] | None = None, **_: Any) -> None:
+    entry = (headers or {}).get(ENTRY_HEADER)
+    if entry is None:
+        return
+    now = time.time()
+    _last_send[entry] = now
+    metrics.BEAT_SENDS.labels(entry, headers.get("task", "")).inc()
+    metrics.BEAT_LAST_SEND.labels(entry, headers.get("task", "")).set(now)
+
+
+class NextSendCollector(Collector):
+    def collect(self) -> Iterable[GaugeMetricFamily]:  # type: ignore[override]
+        family = GaugeMetricFamily(
+            "taskfleet_beat_next_send_timestamp_seconds",
+            "When Beat should next send the entry (unix seconds); in the past = missed.",
+            labels=["entry", "name"],
+        )
+        now = time.time()
+        for name, entry in _state["app"].conf.beat_schedule.items():
+            last = datetime.fromtimestamp(_last_send.get(name, _state["started"]), UTC)
+            schedule = maybe_schedule(entry["schedule"], app=_state["app"])  # a timedelta is allowed too
+            remaining = schedule.remaining_estimate(last).total_seconds()
+            family.add_metric([name, entry["task"]], now + remaining)
+        yield family
+
+
+def _serve(**_: Any) -> None:
+    """Beat is one process: the default registry, plus the next-send collector."""
+    for name, entry in _state["app"].conf.beat_schedule.items():
+        metrics.BEAT_SENDS.labels(name, entry["task"])  # zero, so the first send shows in increase()
+    REGISTRY.register(NextSendCollector())
+    tracing.configure("taskfleet-beat", clients=False)
+    settings = load_settings()
+    if settings.metrics_port is not None:
+        metrics.serve(settings.metrics_port, settings.metrics_addr, REGISTRY)
+
+
+def _json_logs(logger: Any = None, **_: Any) -> None:
+    if logger is not None and logs.json_enabled():
+        logs.use_json([logger], "taskfleet-beat")

@@ -1,0 +1,84 @@
+"""Do a side effect once per key, even when the task runs twice (acks_late, redelivery).
+
+``once(key)`` returns the stored result when the effect already happened; after
+the effect, ``remember(key, result)`` records it. Keys expire (default 7 days):
+longer than any retry or redelivery window, short enough not to grow forever.
+
+``run_once(key, effect)`` is the whole pattern for any side-effecting task (email, notification,
+statistics): the stored result if done, else a short claim so two copies running at the same
+time (a redelivery racing the original) cannot both do the effect -- the loser gets a
+``TransientError`` and is retried later, when it finds the result.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import redis
+
+from taskfleet_core.broker.keys import KEY_PREFIX
+from taskfleet_core.tasks.errors import TransientError
+
+IDEMPOTENCY_KEY = KEY_PREFIX + "done:{scope}:{key}"
+CLAIM_KEY = KEY_PREFIX + "doing:{scope}:{key}"
+DEFAULT_TTL_SECONDS = 7 * 24 * 3600
+#: How long a claim outlives a crashed holder: the queues' hard time limit (the effect cannot run longer).
+DEFAULT_CLAIM_SECONDS = 1800
+
+T = TypeVar("T")
+
+# Release the claim only if it is still ours (it may have expired and been taken by another copy).
+_RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
+
+
+class EffectInProgress(TransientError):
+    """Another copy of this job holds the claim right now; retry later and find its result."""
+
+
+class IdempotencyStore:
+    def __init__(self, client: redis.Redis, scope: str, ttl_seconds: int = DEFAULT_TTL_SECONDS) -> None:
+        self.client = client
+        self.scope = scope
+        self.ttl = ttl_seconds
+
+    def _key(self, key: str) -> str:
+        return IDEMPOTENCY_KEY.format(scope=self.scope, key=key)
+
+    def previous(self, key: str) -> Any | None:
+        raw = self.client.get(self._key(key))
+        return None if raw is None else json.loads(raw)
+
+    def remember(self, key: str, result: Any) -> None:
+        self.client.set(self._key(key), json.dumps(result), ex=self.ttl)
+
+    def run_once(self, key: str, effect: Callable[[], T], claim_seconds: int = DEFAULT_CLAIM_SECONDS) -> tuple[T, bool]:
+        """(result, duplicate): the effect's result, or the stored one (duplicate=True) if it already ran."""
+        previous = self.previous(key)
+        if previous is not None:
+            return previous, True
+        claim = CLAIM_KEY.format(scope=self.scope, key=key)
+        token = uuid.uuid4().hex
+        if not self.client.set(claim, token, nx=True, ex=claim_seconds):
+            raise EffectInProgress(f"{self.scope}:{key} is being done by another copy of this job")
+        try:
+            previous = self.previous(key)  # finished between our check and our claim
+            if previous is not None:
+                return previous, True
+            result = effect()
+            self.remember(key, result)
+            return result, False
+        finally:
+            self.client.eval(_RELEASE, 1, claim, token)
+
+
+def claim_seconds(queue: str) -> int:
+    """A claim outlives a crashed holder by at most the queue's time limit, and is gone before the broker
+    redelivers the message (visibility timeout), so the redelivered copy can do the effect."""
+    from taskfleet_core.settings import load_settings
+    from taskfleet_core.tasks.queues import QUEUES, visibility_timeout
+
+    vt = load_settings().broker_visibility_timeout_seconds or visibility_timeout()
+    return max(1, min(QUEUES[queue].time_limit, vt - 1))

@@ -1,0 +1,103 @@
+"""The Celery app factory: every service builds its app here, from the registry.
+
+One function sets the settings of seed 000's worker table and the invariants of
+DESIGN.md (JSON only, UTC, acks_late + reject_on_worker_lost, small prefetch,
+visibility_timeout >= 2 x time limit in every place Celery reads it).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from typing import Any
+
+from celery import Celery
+
+from taskfleet_core.broker import bindings
+from taskfleet_core.settings import load_settings
+from taskfleet_core.tasks.contracts import CONTRACTS
+from taskfleet_core.tasks.queues import DEFAULT_QUEUE, QUEUES, TASK_ROUTE_PATTERNS, visibility_timeout
+
+#: Seed 000's result TTL: one hour.
+RESULT_EXPIRES = 3600
+
+
+def queue_for_task(name: str) -> str:
+    """The queue a task name routes to: its contract, else seed 000's patterns, else ``default``."""
+    contract = CONTRACTS.get(name)
+    if contract is not None:
+        return contract.queue
+    for pattern, queue in TASK_ROUTE_PATTERNS.items():
+        if fnmatch.fnmatchcase(name, pattern):
+            return queue
+    return DEFAULT_QUEUE
+
+
+def route_task(name: str, args: Any, kwargs: Any, options: Any, task: Any = None, **_: Any) -> dict[str, str]:
+    spec = QUEUES[queue_for_task(name)]
+    return {"queue": spec.name, "exchange": spec.exchange, "routing_key": spec.routing_key}
+
+
+def create_app(main: str, *, consumer_queue: str | None = None) -> Celery:
+    """A configured app. ``consumer_queue`` is set for a worker: it then keeps its own unacked keys."""
+    settings = load_settings()
+    vt = settings.broker_visibility_timeout_seconds or visibility_timeout()
+    spec = QUEUES[consumer_queue or DEFAULT_QUEUE]
+    transport: dict[str, Any] = {"visibility_timeout": vt}
+    if settings.broker_unacked_restore_seconds:
+        # kombu scans for expired unacked messages every interval x throttle seconds (10 x 10 by default)
+        restore = settings.broker_unacked_restore_seconds
+        transport |= {"unacked_restore_interval": restore, "unacked_restore_throttle": 1}
+    if consumer_queue is not None:
+        # Per-queue in-flight bookkeeping: ZCARD unacked_index:<queue> is this queue's running work,
+        # which KEDA and the API can count without mixing queues.
+        transport |= {
+            "unacked_key": spec.unacked_key,
+            "unacked_index_key": spec.unacked_index_key,
+            "unacked_mutex_key": spec.unacked_mutex_key,
+        }
+
+    app = Celery(main, broker=settings.redis_url, backend=settings.redis_url, set_as_current=True)
+    app.conf.update(
+        # seed 000 "Worker Configuration"
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        result_accept_content=["json"],
+        result_expires=RESULT_EXPIRES,
+        task_time_limit=spec.time_limit,
+        task_soft_time_limit=spec.soft_time_limit,
+        worker_concurrency=spec.concurrency,
+        worker_prefetch_multiplier=spec.prefetch_multiplier,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        timezone="UTC",
+        enable_utc=True,
+        # queues and routing from the registry
+        task_queues=[q.kombu_queue() for q in QUEUES.values()],
+        task_default_queue=DEFAULT_QUEUE,
+        task_default_exchange=DEFAULT_QUEUE,
+        task_default_exchange_type="direct",
+        task_default_routing_key=DEFAULT_QUEUE,
+        task_routes=(route_task,),
+        task_create_missing_queues=False,
+        # visibility timeout: the same value everywhere Celery reads it (celery#9339)
+        broker_transport_options=transport,
+        result_backend_transport_options={"visibility_timeout": vt},
+        visibility_timeout=vt,
+        # behaviour
+        task_always_eager=settings.celery_task_always_eager,
+        task_eager_propagates=settings.celery_task_always_eager,
+        task_track_started=True,
+        result_extended=True,
+        broker_connection_retry_on_startup=True,
+        worker_cancel_long_running_tasks_on_connection_loss=True,
+        worker_send_task_events=False,
+        worker_hijack_root_logger=True,
+        beat_schedule_filename=str(settings.beat_schedule_file),
+    )
+    bindings.install(app)  # publishes survive Valkey losing kombu's binding keys
+    if consumer_queue is not None:
+        # unknown, malformed and undecodable messages are dead-lettered, not only logged and dropped
+        app.conf.worker_consumer = "taskfleet_core.reliability.message_guard:GuardedConsumer"
+        app.conf.broker_transport = "taskfleet_core.broker.transport:Transport"  # non-envelope list items too
+    return app

@@ -1,0 +1,103 @@
+"""Alembic migrations shipped inside the core package, run programmatically.
+
+``await upgrade(url)`` (or ``upgrade_sync(url)``) brings any database to head from
+anywhere -- a worker, a test fixture, the local stack -- without an alembic.ini or
+a particular working directory. Concurrent callers are serialised (PostgreSQL
+advisory lock; a lock file next to a SQLite database), so every worker of a fresh
+fleet may call it at start-up.
+
+CLI use is possible too: ``alembic -x url=sqlite+aiosqlite:///var/taskfleet.db upgrade head``
+with ``script_location = taskfleet_data:migrations`` (see ``alembic.ini`` next to this file).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import MetaData, text
+from sqlalchemy.engine import Connection
+from taskfleet_core.tasks.async_bridge import run_async
+
+from taskfleet_data.db import engine_scope, sqlite_path
+
+HERE = Path(__file__).parent
+#: Arbitrary constant key of the PostgreSQL advisory lock taken around migrations.
+ADVISORY_LOCK_KEY = 7_341_802_117
+
+
+def metadata() -> MetaData:
+    """Every mapped table of the fleet (what autogenerate compares against)."""
+    import taskfleet_data.accounts  # noqa: F401 -- registers its tables on Base.metadata
+    from taskfleet_data.models import Base
+
+    return Base.metadata
+
+
+def include_object(obj: object, name: str | None, type_: str, reflected: bool, compare_to: object) -> bool:
+    """Leave the search index to its migrations: FTS5 / tsvector tables are not mapped models."""
+    return not (type_ == "table" and name is not None and name.startswith("grant_search"))
+
+
+def config(connection: Connection | None = None) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(HERE))
+    if connection is not None:
+        cfg.attributes["connection"] = connection
+    return cfg
+
+
+def head_revision() -> str | None:
+    return ScriptDirectory.from_config(config()).get_current_head()
+
+
+def _upgrade(connection: Connection, revision: str) -> None:
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ADVISORY_LOCK_KEY})
+    command.upgrade(config(connection), revision)
+
+
+def _current(connection: Connection) -> str | None:
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+async def current_revision(url: str) -> str | None:
+    async with engine_scope(url) as engine, engine.connect() as conn:
+        return await conn.run_sync(_current)
+
+
+async def upgrade(url: str, revision: str = "head") -> None:
+    """Migrate the database at ``url`` to ``revision``; a no-op when it is there already."""
+    lock_path = sqlite_path(url)
+    lock_file = None
+    if lock_path is not None:
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        lock_file = open(lock_path.with_name(lock_path.name + ".migrate.lock"), "w")  # noqa: SIM115
+        await asyncio.to_thread(fcntl.flock, lock_file, fcntl.LOCK_EX)  # waiting must not block the loop
+    try:
+        async with engine_scope(url) as engine, engine.begin() as conn:
+            await conn.run_sync(_upgrade, revision)
+    finally:
+        if lock_file is not None:
+            fcntl.flock(lock_file, fcntl.LOCK_UN)
+            lock_file.close()
+
+
+def upgrade_sync(url: str, revision: str = "head") -> None:
+    run_async(lambda: upgrade(url, revision))
+
+
+_migrated: set[str] = set()
+
+
+async def ensure_schema(url: str) -> None:
+    """``upgrade(url)`` once per process and URL: what tasks call before touching the database."""
+    if url in _migrated:
+        return
+    await upgrade(url)
+    _migrated.add(url)

@@ -1,0 +1,172 @@
+"""Queue metrics from one place: ``python -m taskfleet_queue_exporter`` (its own Deployment).
+
+Read straight from Valkey at every scrape, with ``broker.queue_depths`` -- the same
+numbers KEDA scales on: the list plus kombu's priority sub-lists, and in-flight
+(unacked) work per queue. Every worker exporting these would multiply them by the
+replica count, hence one small process. Consumer counts come from a broadcast
+``inspect`` refreshed in the background, so a slow or missing worker never slows a scrape.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import redis
+from prometheus_client import REGISTRY
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from taskfleet_core.broker.client import client
+from taskfleet_core.broker.depths import queue_depths
+from taskfleet_core.broker.keys import KEY_PREFIX
+from taskfleet_core.observability import logs, metrics
+from taskfleet_core.observability.task_metrics import SENT_AT_HEADER
+from taskfleet_core.settings import load_settings
+from taskfleet_core.tasks.queues import QUEUES
+
+log = logging.getLogger("taskfleet.queue_exporter")
+
+#: Where a queue's dead letters are kept (issue 7's DLQ); any Valkey type is counted.
+DLQ_KEY = KEY_PREFIX + "dlq:{queue}"
+#: Seconds between two ``inspect`` broadcasts for consumer counts.
+CONSUMER_REFRESH_SECONDS = 15.0
+#: Exporter port when ``METRICS_PORT`` is unset (celery-exporter's).
+DEFAULT_PORT = 9808
+
+_LENGTH = {"list": "llen", "zset": "zcard", "stream": "xlen", "hash": "hlen", "set": "scard"}
+
+
+def oldest_sent_at(raw: str | None) -> float | None:
+    """Publish stamp of a kombu message as stored in a Redis list (JSON with ``headers``)."""
+    if not raw:
+        return None
+    try:
+        stamp = json.loads(raw).get("headers", {}).get(SENT_AT_HEADER)
+    except (ValueError, AttributeError):
+        return None
+    return float(stamp) if stamp is not None else None
+
+
+class Consumers:
+    """Workers and pool processes consuming each queue, refreshed by a daemon thread."""
+
+    def __init__(self, interval: float = CONSUMER_REFRESH_SECONDS) -> None:
+        self.interval = interval
+        self.workers: dict[str, int] = dict.fromkeys(QUEUES, 0)
+        self.processes: dict[str, int] = dict.fromkeys(QUEUES, 0)
+        self.ready = threading.Event()
+        self._app: Any = None
+
+    def refresh(self) -> None:
+        if self._app is None:
+            from taskfleet_core.tasks.app import create_app
+
+            self._app = create_app("taskfleet-queue-exporter")
+        inspect = self._app.control.inspect(timeout=1.0)
+        active = inspect.active_queues() or {}
+        stats = inspect.stats() or {}
+        workers = dict.fromkeys(QUEUES, 0)
+        processes = dict.fromkeys(QUEUES, 0)
+        for node, queues in active.items():
+            pool = (stats.get(node) or {}).get("pool", {}).get("max-concurrency", 0)
+            for queue in {q["name"] for q in queues} & set(QUEUES):
+                workers[queue] += 1
+                processes[queue] += int(pool or 0)
+        self.workers, self.processes = workers, processes
+        self.ready.set()
+
+    def run(self) -> None:
+        while True:
+            try:
+                self.refresh()
+            except Exception:  # the broker may be down; try again next round
+                log.exception("consumer refresh failed")
+            time.sleep(self.interval)
+
+
+class QueueCollector(Collector):
+    def __init__(self, valkey: redis.Redis, consumers: Consumers | None = None) -> None:
+        self.valkey = valkey
+        self.consumers = consumers
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:  # type: ignore[override]
+        depths = queue_depths(self.valkey)
+        now = time.time()
+        pipe = self.valkey.pipeline(transaction=False)
+        for spec in QUEUES.values():
+            for name in spec.waiting_lists():
+                pipe.lindex(name, -1)  # kombu LPUSHes and BRPOPs: the tail is the oldest
+            pipe.type(DLQ_KEY.format(queue=spec.name))
+        replies = iter(pipe.execute())
+        ages: dict[str, float] = {}
+        dlq_types: dict[str, str] = {}
+        for spec in QUEUES.values():
+            stamps = [oldest_sent_at(next(replies)) for _ in spec.waiting_lists()]
+            known = [s for s in stamps if s is not None]
+            ages[spec.name] = max(0.0, now - min(known)) if known else 0.0
+            dlq_types[spec.name] = next(replies)
+
+        length = GaugeMetricFamily(
+            "celery_queue_length", "Messages waiting (list + priority sub-lists).", labels=["queue_name"]
+        )
+        by_priority = GaugeMetricFamily(
+            "taskfleet_queue_length_by_priority",
+            "Messages waiting per priority sub-list.",
+            labels=["queue_name", "priority"],
+        )
+        in_flight = GaugeMetricFamily(
+            "taskfleet_queue_in_flight", "Messages delivered to a worker, not yet acknowledged.", labels=["queue_name"]
+        )
+        age = GaugeMetricFamily(
+            "taskfleet_queue_oldest_message_age_seconds", "Age of the oldest waiting message.", labels=["queue_name"]
+        )
+        for queue, depth in depths.items():
+            length.add_metric([queue], depth["waiting"])
+            in_flight.add_metric([queue], depth["in_flight"])
+            age.add_metric([queue], ages[queue])
+            for priority, n in depth["waiting_by_priority"].items():
+                by_priority.add_metric([queue, str(priority)], n)
+        yield from (length, by_priority, in_flight, age, self._dlq(dlq_types))
+        if self.consumers is not None and self.consumers.ready.is_set():
+            workers = GaugeMetricFamily(
+                "celery_active_worker_count", "Workers consuming the queue.", labels=["queue_name"]
+            )
+            procs = GaugeMetricFamily(
+                "celery_active_process_count", "Pool processes consuming the queue.", labels=["queue_name"]
+            )
+            for queue in QUEUES:
+                workers.add_metric([queue], self.consumers.workers[queue])
+                procs.add_metric([queue], self.consumers.processes[queue])
+            yield from (workers, procs)
+
+    def _dlq(self, types: dict[str, str]) -> GaugeMetricFamily:
+        dlq = GaugeMetricFamily("taskfleet_dlq_length", "Dead letters kept for the queue.", labels=["queue_name"])
+        pipe = self.valkey.pipeline(transaction=False)
+        counted = [(q, t) for q, t in types.items() if t in _LENGTH]
+        for queue, kind in counted:
+            getattr(pipe, _LENGTH[kind])(DLQ_KEY.format(queue=queue))
+        sizes = dict(zip((q for q, _ in counted), pipe.execute(), strict=True)) if counted else {}
+        for queue in QUEUES:
+            dlq.add_metric([queue], sizes.get(queue, 0))
+        return dlq
+
+
+def main() -> None:
+    settings = load_settings()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure("taskfleet-queue-exporter")
+    consumers = Consumers()
+    threading.Thread(target=consumers.run, name="consumers", daemon=True).start()
+    REGISTRY.register(QueueCollector(client(), consumers))
+    port = settings.metrics_port or DEFAULT_PORT
+    metrics.serve(port, settings.metrics_addr, REGISTRY)
+    log.info("queue exporter ready on %s:%d", settings.metrics_addr, port)
+    threading.Event().wait()
+
+
+if __name__ == "__main__":
+    main()
