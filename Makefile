@@ -36,3 +36,7 @@ bench-matching: bootstrap  ## matching scoring throughput: companies/s and grant
 .PHONY: chaos
 chaos: bootstrap  ## long reliability scenarios on real processes; table in var/chaos/report.md
 	TASKFLEET_CHAOS=1 uv run pytest tests/chaos -v -p no:cacheprovider --durations=0
+
+.PHONY: typecheck
+typecheck: bootstrap  ## mypy: strict on core, typed defs everywhere (0 errors is the bar, CI runs it)
+	uv run mypy services/*/src
