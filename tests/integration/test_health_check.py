@@ -1,6 +1,7 @@
 """maintenance.health_check: a structured report of broker, database, SMTP and queue depths."""
 
-from taskfleet_core.settings import Settings
+from taskfleet_core.settings import SmtpSettings
+from taskfleet_data.settings import DataSettings
 from taskfleet_worker_default.health import check_all
 
 from tests.integration.helpers import submit, wait_for_job
@@ -23,8 +24,7 @@ def test_report_from_a_real_worker(api, workers) -> None:
 
 
 def test_unreachable_smtp_degrades_the_report_without_raising() -> None:
-    settings = Settings(smtp_port=free_port(), smtp_timeout_seconds=1)
-    report = check_all(None, settings)
+    report = check_all(None, SmtpSettings(smtp_port=free_port(), smtp_timeout_seconds=1), DataSettings())
     assert report["status"] == "degraded"
     assert report["checks"]["smtp"]["ok"] is False and report["checks"]["smtp"]["error"]
     assert report["checks"]["broker"]["ok"] is True

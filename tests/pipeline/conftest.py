@@ -100,13 +100,13 @@ def pipeline_env(
     feeds: FeedServer, database_url: str, monkeypatch: pytest.MonkeyPatch, fleet_env: dict[str, str]
 ) -> dict[str, str]:
     """This process (and any worker started with it) syncs from the feed server into ``database_url``."""
-    from taskfleet_core.settings import load_settings
+    from taskfleet_core import settings
     from taskfleet_data.embeddings import get_embedder
 
     env = {**feeds.env(), "DATABASE_URL": database_url}
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    load_settings.cache_clear()
+    settings.reload()
     get_embedder.cache_clear()
     yield {**fleet_env, **env}
-    load_settings.cache_clear()
+    settings.reload()

@@ -9,8 +9,8 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from taskfleet_core.settings import Settings
 from taskfleet_worker_sync.normalise import parse_amount, parse_datetime
+from taskfleet_worker_sync.settings import GrantSourceSettings
 from taskfleet_worker_sync.sources import ADAPTERS
 from taskfleet_worker_sync.sources.cordis import read_zip
 from taskfleet_worker_sync.sources.eu_portal import budget
@@ -19,7 +19,7 @@ FIXTURES = Path(__file__).resolve().parents[2] / "services/grant-feeds/src/taskf
 
 
 def adapter(source: str, **settings: str):
-    return ADAPTERS[source](client=None, settings=Settings(**settings))  # type: ignore[arg-type]
+    return ADAPTERS[source](client=None, settings=GrantSourceSettings(**settings))  # type: ignore[arg-type]
 
 
 def fixture(name: str) -> dict:

@@ -187,10 +187,10 @@ def test_new_and_changed_grants_are_searchable_before_any_reindex(pipeline_env, 
 
 
 def test_iati_without_a_subscription_key_fails_clearly(pipeline_env, feeds, database_url, monkeypatch):
-    from taskfleet_core.settings import load_settings
+    from taskfleet_core import settings
 
     monkeypatch.setenv("IATI_API_KEY", "")
-    load_settings.cache_clear()
+    settings.reload()
     result = run(sync_source("iati", full=True))
     assert result.status == "failed" and not result.retryable and "IATI_API_KEY" in result.error
     assert feeds.stats()["requests"].get("iati", 0) == 0

@@ -14,20 +14,20 @@ UNKNOWN_TASK = {"task": "no.such_task"}  # passes auth, then 404: nothing reache
 @pytest.fixture
 def make_api(monkeypatch: pytest.MonkeyPatch, fleet_env: dict[str, str]) -> Iterator[Callable[..., TestClient]]:
     """An API built with extra environment (tokens, read-only auth, CORS); settings cache reset around it."""
-    from taskfleet_core.settings import load_settings
+    from taskfleet_core import settings
 
     def make(**env: str) -> TestClient:
         for key in ("API_TOKENS", "API_AUTH_REQUIRED", "API_AUTH_READ_ONLY", "API_CORS_ORIGINS"):
             monkeypatch.delenv(key, raising=False)
         for key, value in env.items():
             monkeypatch.setenv(key, value)
-        load_settings.cache_clear()
+        settings.reload()
         from taskfleet_api.main import create_api
 
         return TestClient(create_api())
 
     yield make
-    load_settings.cache_clear()
+    settings.reload()
 
 
 def bearer(token: str) -> dict[str, str]:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import redis
-from taskfleet_core.settings import load_settings
+from taskfleet_core import settings
 from taskfleet_core.tasks.app import create_app
 
 #: A database index no other test uses: these tests count keys and list entries.
@@ -50,10 +50,10 @@ def probe(env: dict[str, str], kind: str, name: str) -> subprocess.CompletedProc
 def producer(k8s_env, monkeypatch):  # type: ignore[no-untyped-def]
     """A Celery producer on the test database (settings are read once per process, hence the cache reset)."""
     monkeypatch.setenv("REDIS_URL", k8s_env["REDIS_URL"])
-    load_settings.cache_clear()
+    settings.reload()
     yield create_app("test-k8s-producer")
     monkeypatch.undo()
-    load_settings.cache_clear()
+    settings.reload()
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float) -> bool:

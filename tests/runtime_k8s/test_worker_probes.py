@@ -77,8 +77,8 @@ def test_probe_cli_imports_neither_celery_nor_pydantic(k8s_env) -> None:  # type
 
 def test_probe_cli_defaults_match_settings() -> None:
     from taskfleet_core.observability import probes
-    from taskfleet_core.settings import Settings
+    from taskfleet_core.settings import ProbeSettings
 
-    fields = Settings.model_fields
+    fields = ProbeSettings.model_fields
     assert str(fields["worker_health_dir"].default) == str(Path(probes.DEFAULT_HEALTH_DIR))
     assert fields["worker_heartbeat_max_age_seconds"].default == probes.DEFAULT_MAX_AGE_SECONDS

@@ -10,10 +10,10 @@ from contextlib import contextmanager
 def reset_caches() -> None:
     """Settings, the Valkey client and the API's producer are cached per process; drop them after a change."""
     from taskfleet_api import producer
+    from taskfleet_core import settings
     from taskfleet_core.broker import client as valkey
-    from taskfleet_core.settings import load_settings
 
-    load_settings.cache_clear()
+    settings.reload()
     valkey.client.cache_clear()
     producer.celery_app.cache_clear()
 

@@ -9,7 +9,7 @@ import re
 import pytest
 from celery.schedules import crontab
 from taskfleet_beat.schedule import beat_schedule, entries
-from taskfleet_core.settings import Settings
+from taskfleet_beat.settings import BeatSettings
 from taskfleet_core.tasks.contracts import contract_for
 
 from tests.support.reference import seed000
@@ -73,7 +73,7 @@ def test_seed_table_has_thirteen_entries() -> None:
 
 @pytest.mark.parametrize(("name", "phrase", "queue"), seed_rows())
 def test_entry_matches_seed(name: str, phrase: str, queue: str) -> None:
-    schedule = beat_schedule(Settings())
+    schedule = beat_schedule(BeatSettings())
     assert name in schedule, f"{name} missing from the schedule"
     entry = schedule[name]
     assert entry["task"] == SEED_TASKS[name]
@@ -83,16 +83,16 @@ def test_entry_matches_seed(name: str, phrase: str, queue: str) -> None:
 
 
 def test_no_entries_beyond_the_seed() -> None:
-    assert set(beat_schedule(Settings())) == {row[0] for row in seed_rows()}
+    assert set(beat_schedule(BeatSettings())) == {row[0] for row in seed_rows()}
 
 
 def test_env_toggles() -> None:
-    assert beat_schedule(Settings(celery_beat_schedule_enabled=False)) == {}
-    moved = beat_schedule(Settings(sync_schedule_hour=5, pipeline_sync_interval_hours=4))
+    assert beat_schedule(BeatSettings(celery_beat_schedule_enabled=False)) == {}
+    moved = beat_schedule(BeatSettings(sync_schedule_hour=5, pipeline_sync_interval_hours=4))
     assert same_time(moved["daily-grant-sync"]["schedule"], crontab(minute=0, hour=5))
     assert same_time(moved["sync-grants-periodic"]["schedule"], crontab(minute=0, hour="*/4"))
 
 
 def test_every_entry_validates_against_its_contract() -> None:
-    for entry in entries(Settings()):
+    for entry in entries(BeatSettings()):
         contract_for(entry.task).validate((), entry.kwargs)

@@ -20,7 +20,8 @@ import logging
 
 from fastapi import HTTPException, Request, Security, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from taskfleet_core.settings import Settings
+
+from taskfleet_api.settings import ApiSettings
 
 log = logging.getLogger("taskfleet.api.auth")
 
@@ -43,7 +44,7 @@ def token_matches(candidate: str, digests: list[bytes]) -> bool:
 class TokenAuth:
     """Two dependencies: ``write`` for mutating endpoints, ``read`` for read-only ones."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: ApiSettings) -> None:
         self.digests = parse_tokens(settings.api_tokens)
         self.required = settings.api_auth_required
         self.read_only = settings.api_auth_read_only

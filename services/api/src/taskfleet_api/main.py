@@ -8,18 +8,19 @@ from fastapi import Depends, FastAPI, Request, status
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from taskfleet_core.broker.client import client
-from taskfleet_core.settings import load_settings
+from taskfleet_core.settings import load
 
 from taskfleet_api import accounts, catalog, dlq, jobs, observability
 from taskfleet_api.auth import TokenAuth, require_read
 from taskfleet_api.limits import BodySizeLimit
 from taskfleet_api.responses import ERROR_RESPONSES
+from taskfleet_api.settings import ApiSettings
 
 log = logging.getLogger("taskfleet.api")
 
 
 def create_api() -> FastAPI:
-    settings = load_settings()
+    settings = load(ApiSettings)
     api = FastAPI(
         title="Taskfleet job API",
         version="0.1.0",

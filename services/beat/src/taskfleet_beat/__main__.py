@@ -1,10 +1,11 @@
 """``python -m taskfleet_beat``: run the scheduler in this process (PID 1 in its container)."""
 
-from taskfleet_core.settings import load_settings
+from taskfleet_core.settings import ObservabilitySettings, load
 
 from taskfleet_beat.app import app
+from taskfleet_beat.settings import BeatSettings
 
 if __name__ == "__main__":
-    settings = load_settings()
-    settings.beat_schedule_file.parent.mkdir(parents=True, exist_ok=True)
-    app.start(["beat", "--loglevel", settings.log_level, "--schedule", str(settings.beat_schedule_file)])
+    schedule_file = load(BeatSettings).beat_schedule_file
+    schedule_file.parent.mkdir(parents=True, exist_ok=True)
+    app.start(["beat", "--loglevel", load(ObservabilitySettings).log_level, "--schedule", str(schedule_file)])

@@ -1,13 +1,14 @@
 """Beat's Celery app: a producer only, with seed 000's schedule, sending only while it holds the leader lock."""
 
-from taskfleet_core.settings import load_settings
+from taskfleet_core.settings import load
 from taskfleet_core.tasks.app import create_app
 
 from taskfleet_beat import metrics as beat_metrics
 from taskfleet_beat.leader import canary_schedule
 from taskfleet_beat.schedule import beat_schedule
+from taskfleet_beat.settings import BeatSettings
 
 app = create_app("taskfleet-beat")
-app.conf.beat_schedule = beat_schedule(load_settings()) | canary_schedule(load_settings())
+app.conf.beat_schedule = beat_schedule(load(BeatSettings)) | canary_schedule(load(BeatSettings))
 app.conf.beat_scheduler = "taskfleet_beat.leader:LeaderScheduler"
 beat_metrics.instrument(app)  # sends per entry, next due time, /metrics on METRICS_PORT

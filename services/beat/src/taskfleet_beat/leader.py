@@ -25,8 +25,10 @@ from celery.beat import PersistentScheduler
 from taskfleet_core.broker import client as valkey
 from taskfleet_core.broker import keys
 from taskfleet_core.observability import probes
-from taskfleet_core.settings import Settings, load_settings
+from taskfleet_core.settings import load
 from taskfleet_core.tasks.contracts import contract_for
+
+from taskfleet_beat.settings import BeatSettings
 
 log = logging.getLogger("taskfleet.beat.leader")
 
@@ -100,8 +102,7 @@ class LeaderScheduler(PersistentScheduler):
     """Celery's PersistentScheduler whose ``apply_entry`` sends only while this Beat holds the lock."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        settings = load_settings()
-        self.lock = LeaderLock(valkey.client(), settings.beat_lock_ttl_seconds)
+        self.lock = LeaderLock(valkey.client(), load(BeatSettings).beat_lock_ttl_seconds)
         self._leading: bool | None = None  # unknown until the first tick: log either state once
         self._next_refresh = 0.0
         super().__init__(*args, **kwargs)
@@ -142,7 +143,7 @@ class LeaderScheduler(PersistentScheduler):
         probes.discard(probes.ready_path(PROBE_NAME))
 
 
-def canary_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
+def canary_schedule(settings: BeatSettings) -> dict[str, dict[str, Any]]:
     """An extra ``maintenance.health_check`` every BEAT_CANARY_INTERVAL_SECONDS (off at 0).
 
     Seed 000's table is untouched; this lets tests and operators see within seconds which Beat sends.

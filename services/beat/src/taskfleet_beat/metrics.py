@@ -21,7 +21,7 @@ from prometheus_client import REGISTRY
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from taskfleet_core.observability import logs, metrics, task_metrics, tracing
-from taskfleet_core.settings import load_settings
+from taskfleet_core.settings import ObservabilitySettings, load
 
 ENTRY_HEADER = "taskfleet_beat_entry"
 
@@ -76,7 +76,7 @@ def _serve(**_: Any) -> None:
         metrics.BEAT_SENDS.labels(name, entry["task"])  # zero, so the first send shows in increase()
     REGISTRY.register(NextSendCollector())
     tracing.configure("taskfleet-beat", clients=False)
-    settings = load_settings()
+    settings = load(ObservabilitySettings)
     if settings.metrics_port is not None:
         metrics.serve(settings.metrics_port, settings.metrics_addr, REGISTRY)
 

@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from celery.schedules import crontab
-from taskfleet_core.settings import Settings
 from taskfleet_core.tasks.contracts import contract_for
+
+from taskfleet_beat.settings import BeatSettings
 
 
 @dataclass(frozen=True)
@@ -24,7 +25,7 @@ class Entry:
     kwargs: dict[str, Any] = field(default_factory=dict)
 
 
-def entries(settings: Settings) -> list[Entry]:
+def entries(settings: BeatSettings) -> list[Entry]:
     hour = settings.sync_schedule_hour
     every = settings.pipeline_sync_interval_hours
     return [
@@ -110,7 +111,7 @@ def entries(settings: Settings) -> list[Entry]:
     ]
 
 
-def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
+def beat_schedule(settings: BeatSettings) -> dict[str, dict[str, Any]]:
     """Celery's ``beat_schedule``; empty when ``CELERY_BEAT_SCHEDULE_ENABLED`` is false."""
     if not settings.celery_beat_schedule_enabled:
         return {}

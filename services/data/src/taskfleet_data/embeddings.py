@@ -175,9 +175,11 @@ def _packaged_model_dir() -> Path:
 def get_embedder(name: str | None = None) -> Embedder:
     """The embedder called ``name`` (default: the ``EMBEDDING_MODEL`` setting), built once per process."""
     if name is None:
-        from taskfleet_core.settings import load_settings
+        from taskfleet_core.settings import load
 
-        name = load_settings().embedding_model
+        from taskfleet_data.settings import DataSettings
+
+        name = load(DataSettings).embedding_model
     if name == "minilm":
         return MiniLMEmbedder()
     match = re.fullmatch(r"hashing-(\d+)", name)

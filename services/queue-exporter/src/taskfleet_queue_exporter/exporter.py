@@ -25,7 +25,7 @@ from taskfleet_core.broker.depths import queue_depths
 from taskfleet_core.broker.keys import KEY_PREFIX
 from taskfleet_core.observability import logs, metrics
 from taskfleet_core.observability.task_metrics import SENT_AT_HEADER
-from taskfleet_core.settings import load_settings
+from taskfleet_core.settings import ObservabilitySettings, load
 from taskfleet_core.tasks.queues import QUEUES
 
 log = logging.getLogger("taskfleet.queue_exporter")
@@ -156,7 +156,7 @@ class QueueCollector(Collector):
 
 
 def main() -> None:
-    settings = load_settings()
+    settings = load(ObservabilitySettings)
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logs.configure("taskfleet-queue-exporter")
     consumers = Consumers()

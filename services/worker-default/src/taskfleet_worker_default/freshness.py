@@ -10,20 +10,20 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
-from taskfleet_core.settings import Settings
 from taskfleet_data.db import session_scope
 from taskfleet_data.migrations import ensure_schema
 from taskfleet_data.models import SyncState
+from taskfleet_data.settings import DataSettings
 
 MAX_AGE = timedelta(hours=48)
 
 
-async def sync_freshness(settings: Settings, now: datetime | None = None) -> dict[str, Any]:
+async def sync_freshness(settings: DataSettings, now: datetime | None = None) -> dict[str, Any]:
     now = now or datetime.now(UTC)
     await ensure_schema(settings.database_url)
     async with session_scope(settings.database_url) as sessions, sessions() as session:
         states = {s.source: s for s in (await session.scalars(select(SyncState))).all()}
-    enabled = [s.strip() for s in settings.grant_sources_enabled.split(",") if s.strip()]
+    enabled = settings.enabled_sources()
     sources: dict[str, Any] = {}
     for source in sorted(set(enabled) | set(states)):
         state = states.get(source)

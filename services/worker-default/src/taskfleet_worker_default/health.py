@@ -11,11 +11,12 @@ from typing import Any
 import aiosmtplib
 from taskfleet_core.broker.client import client
 from taskfleet_core.broker.depths import queue_depths
-from taskfleet_core.settings import Settings, load_settings
+from taskfleet_core.settings import SmtpSettings, load
 from taskfleet_core.tasks.async_bridge import run_async
 from taskfleet_core.tasks.contracts import NoArgs
 from taskfleet_core.tasks.fleet_task import FleetTask, implements
 from taskfleet_data import db
+from taskfleet_data.settings import DataSettings
 
 from taskfleet_worker_default.freshness import sync_freshness
 
@@ -33,7 +34,7 @@ async def _timed(check: Callable[[], Awaitable[Any]], timeout: float) -> dict[st
     return {"ok": True, "detail": detail, "latency_ms": round((time.perf_counter() - started) * 1000, 1)}
 
 
-async def _smtp(settings: Settings) -> str:
+async def _smtp(settings: SmtpSettings) -> str:
     smtp = aiosmtplib.SMTP(hostname=settings.smtp_host, port=settings.smtp_port, timeout=settings.smtp_timeout_seconds)
     await smtp.connect()
     try:
@@ -47,13 +48,13 @@ async def _broker() -> str:
     return "PONG" if await asyncio.to_thread(client().ping) else "no reply"
 
 
-def check_all(task: FleetTask | None, settings: Settings) -> dict[str, Any]:
-    timeout = settings.smtp_timeout_seconds
+def check_all(task: FleetTask | None, smtp: SmtpSettings, data: DataSettings) -> dict[str, Any]:
+    timeout = smtp.smtp_timeout_seconds
     checks: dict[str, dict[str, Any]] = {}
     probes: dict[str, Callable[[], Awaitable[Any]]] = {
         "broker": _broker,
-        "database": lambda: db.ping(settings.database_url),
-        "smtp": lambda: _smtp(settings),
+        "database": lambda: db.ping(data.database_url),
+        "smtp": lambda: _smtp(smtp),
     }
     for done, (name, probe) in enumerate(probes.items()):
         if task is not None:
@@ -63,7 +64,7 @@ def check_all(task: FleetTask | None, settings: Settings) -> dict[str, Any]:
         task.report_progress(len(probes), len(probes) + 1, "reading queue depths")
     queues = queue_depths(client()) if checks["broker"]["ok"] else {}
     # data freshness: last successful sync per source; stale sources degrade the report
-    freshness = run_async(lambda: _timed(lambda: sync_freshness(settings), 30)) if checks["database"]["ok"] else {}
+    freshness = run_async(lambda: _timed(lambda: sync_freshness(data), 30)) if checks["database"]["ok"] else {}
     fresh = not freshness or (freshness["ok"] and not freshness["detail"]["stale_sources"])
     return {
         "status": "ok" if all(c["ok"] for c in checks.values()) and fresh else "degraded",
@@ -76,4 +77,4 @@ def check_all(task: FleetTask | None, settings: Settings) -> dict[str, Any]:
 
 @implements("maintenance.health_check")
 def health_check(task: FleetTask, args: NoArgs) -> dict[str, Any]:
-    return check_all(task, load_settings())
+    return check_all(task, load(SmtpSettings), load(DataSettings))

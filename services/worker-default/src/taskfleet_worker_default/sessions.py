@@ -10,13 +10,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, or_
-from taskfleet_core.settings import load_settings
+from taskfleet_core.settings import load
 from taskfleet_core.tasks.async_bridge import run_async
 from taskfleet_core.tasks.contracts import NoArgs
 from taskfleet_core.tasks.fleet_task import FleetTask, implements
 from taskfleet_data.accounts import AuthToken, UserSession
 from taskfleet_data.db import session_scope
 from taskfleet_data.migrations import ensure_schema
+from taskfleet_data.settings import DataSettings
 
 #: A revoked token is kept this long for audit, then deleted even if it has not expired.
 REVOKED_TOKEN_RETENTION = timedelta(days=7)
@@ -37,4 +38,4 @@ async def cleanup(url: str, now: datetime) -> dict[str, int]:
 @implements("maintenance.cleanup_old_sessions")
 def cleanup_old_sessions(task: FleetTask, args: NoArgs) -> dict[str, Any]:
     now = datetime.now(UTC)
-    return {**run_async(lambda: cleanup(load_settings().database_url, now)), "before": now.isoformat()}
+    return {**run_async(lambda: cleanup(load(DataSettings).database_url, now)), "before": now.isoformat()}

@@ -15,7 +15,7 @@ from sqlalchemy import distinct, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
-from taskfleet_core.settings import load_settings
+from taskfleet_core.settings import load
 from taskfleet_core.tasks.async_bridge import run_async
 from taskfleet_core.tasks.contracts import MonthlyStatisticsArgs
 from taskfleet_core.tasks.fleet_task import FleetTask, implements
@@ -23,6 +23,7 @@ from taskfleet_data.accounts import Company, MatchResult, MonthlyStatistics, Not
 from taskfleet_data.db import session_scope
 from taskfleet_data.migrations import ensure_schema
 from taskfleet_data.models import Grant
+from taskfleet_data.settings import DataSettings
 
 
 def month_bounds(year: int, month: int) -> tuple[datetime, datetime]:
@@ -118,4 +119,4 @@ def monthly_statistics(task: FleetTask, args: MonthlyStatisticsArgs) -> dict[str
     else:
         year, month = previous_month(datetime.now(UTC))
     job_id = task.request.id or "eager"
-    return run_async(lambda: statistics_for(load_settings().database_url, year, month, job_id))
+    return run_async(lambda: statistics_for(load(DataSettings).database_url, year, month, job_id))

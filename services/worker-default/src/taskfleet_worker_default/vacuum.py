@@ -13,13 +13,14 @@ from typing import Any
 from sqlalchemy import text
 from taskfleet_core.broker.client import client
 from taskfleet_core.reliability.locks import try_lock
-from taskfleet_core.settings import load_settings
+from taskfleet_core.settings import load
 from taskfleet_core.tasks.async_bridge import run_async
 from taskfleet_core.tasks.contracts import NoArgs
 from taskfleet_core.tasks.fleet_task import FleetTask, implements
 from taskfleet_core.tasks.queues import QUEUES
 from taskfleet_data.db import engine_scope
 from taskfleet_data.migrations import ensure_schema
+from taskfleet_data.settings import DataSettings
 
 LOCK = "maintenance.vacuum_database"
 LOCK_TTL = 2 * QUEUES["default"].time_limit
@@ -44,6 +45,6 @@ def vacuum_database(task: FleetTask, args: NoArgs) -> dict[str, Any]:
     if lock is None:
         return {"skipped": True, "reason": reason}
     try:
-        return {"skipped": False, **run_async(lambda: analyze(load_settings().database_url))}
+        return {"skipped": False, **run_async(lambda: analyze(load(DataSettings).database_url))}
     finally:
         lock.release()

@@ -30,7 +30,7 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
-from taskfleet_core.settings import load_settings
+from taskfleet_core.settings import load
 from taskfleet_core.tasks.async_bridge import run_async
 from taskfleet_core.tasks.contracts import DeadlineCheckArgs
 from taskfleet_core.tasks.errors import TransientError
@@ -39,6 +39,7 @@ from taskfleet_data.accounts import Company, MatchResult, NotificationLog, User
 from taskfleet_data.db import session_scope
 from taskfleet_data.migrations import ensure_schema
 from taskfleet_data.models import Grant
+from taskfleet_data.settings import DataSettings
 
 from taskfleet_worker_email.templates import render_deadline_email
 
@@ -188,7 +189,7 @@ def email_kwargs(alert: Alert, now: datetime, log_id: int) -> dict[str, Any]:
 
 
 async def _check(task: FleetTask, windows: list[int], job_id: str) -> dict[str, Any]:
-    url = load_settings().database_url
+    url = load(DataSettings).database_url
     await ensure_schema(url)
     now = datetime.now(UTC)
     async with session_scope(url) as sessions:

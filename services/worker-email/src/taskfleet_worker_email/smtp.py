@@ -12,7 +12,7 @@ from email.utils import formatdate
 from typing import Any
 
 import aiosmtplib
-from taskfleet_core.settings import Settings
+from taskfleet_core.settings import SmtpSettings
 from taskfleet_core.tasks.contracts import SendEmailArgs
 from taskfleet_core.tasks.errors import PermanentError, TransientError
 
@@ -21,7 +21,7 @@ class RecipientRejected(PermanentError):
     """Every recipient was refused with a 5xx reply."""
 
 
-def build_message(args: SendEmailArgs, settings: Settings, dedupe_key: str) -> EmailMessage:
+def build_message(args: SendEmailArgs, settings: SmtpSettings, dedupe_key: str) -> EmailMessage:
     """A multipart/alternative message; the Message-ID is derived from the dedupe key so a
     duplicate that does slip through is recognisable downstream."""
     message = EmailMessage()
@@ -43,7 +43,7 @@ def _is_transient(code: int) -> bool:
     return 400 <= code < 500
 
 
-async def deliver(message: EmailMessage, settings: Settings) -> dict[str, Any]:
+async def deliver(message: EmailMessage, settings: SmtpSettings) -> dict[str, Any]:
     """Send ``message``; returns accepted/refused recipients, raises Transient/PermanentError."""
     try:
         refused, reply = await aiosmtplib.send(

@@ -7,7 +7,7 @@ from typing import Any
 
 from taskfleet_core.broker.client import client
 from taskfleet_core.reliability.idempotency import IdempotencyStore, claim_seconds
-from taskfleet_core.settings import load_settings
+from taskfleet_core.settings import SmtpSettings, load
 from taskfleet_core.tasks.async_bridge import run_async
 from taskfleet_core.tasks.contracts import SendEmailArgs
 from taskfleet_core.tasks.fleet_task import FleetTask, implements
@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 def send_email(task: FleetTask, args: SendEmailArgs) -> dict[str, Any]:
     """Send one email. The same idempotency key (default: the job id, which survives retries
     and redelivery) never sends twice."""
-    settings = load_settings()
+    settings = load(SmtpSettings)
     key = args.idempotency_key or task.request.id or "eager"
     sent = IdempotencyStore(client(), "email")
     message = build_message(args, settings, key)

@@ -16,7 +16,7 @@ from typing import Any
 from celery import chord, group
 from taskfleet_core.broker.client import client
 from taskfleet_core.reliability.locks import OverlapLock, try_lock
-from taskfleet_core.settings import load_settings
+from taskfleet_core.settings import load
 from taskfleet_core.tasks.async_bridge import run_async
 from taskfleet_core.tasks.contracts import CompanyMatchesArgs, FinishRefreshArgs, MatchChunkArgs, RefreshMatchesArgs
 from taskfleet_core.tasks.errors import PermanentError
@@ -24,6 +24,7 @@ from taskfleet_core.tasks.fleet_task import FleetTask, implements
 from taskfleet_core.tasks.queues import QUEUES
 from taskfleet_data.db import session_scope
 from taskfleet_data.migrations import ensure_schema
+from taskfleet_data.settings import DataSettings
 
 from taskfleet_worker_matching import data
 from taskfleet_worker_matching.scoring import GrantMatrix, top_matches
@@ -35,7 +36,7 @@ REFRESH_LOCK_TTL = 3 * QUEUES["matching"].time_limit
 
 
 async def _score_and_store(company_ids: list[int], top_n: int, job_id: str | None) -> dict[str, Any]:
-    url = load_settings().database_url
+    url = load(DataSettings).database_url
     await ensure_schema(url)
     now = datetime.now(UTC)
     started = time.perf_counter()
@@ -70,7 +71,7 @@ def calculate_matches_chunk(task: FleetTask, args: MatchChunkArgs) -> dict[str, 
 
 
 async def _company_ids(active_within_days: int | None) -> list[int]:
-    url = load_settings().database_url
+    url = load(DataSettings).database_url
     await ensure_schema(url)
     async with session_scope(url) as sessions, sessions() as session:
         return await data.company_ids_to_refresh(session, active_within_days, datetime.now(UTC))

@@ -12,11 +12,13 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from taskfleet_core.settings import Settings, load_settings
+from taskfleet_core.settings import load
 from taskfleet_data.db import session_scope
 from taskfleet_data.migrations import ensure_schema
 from taskfleet_data.models import utcnow
+from taskfleet_data.settings import DataSettings
 
+from taskfleet_worker_sync.settings import GrantSourceSettings
 from taskfleet_worker_sync.sources import ADAPTERS
 from taskfleet_worker_sync.sources.base import SourceError, make_client
 from taskfleet_worker_sync.store import PageCounts, load_state, upsert_page
@@ -56,12 +58,12 @@ async def sync_source(
     full: bool = False,
     max_pages: int | None = None,
     database_url: str | None = None,
-    settings: Settings | None = None,
+    settings: GrantSourceSettings | None = None,
     progress: Progress | None = None,
 ) -> SourceResult:
     """Sync one source; never raises for a source failure -- the result says ``failed`` and why."""
-    settings = settings or load_settings()
-    url = database_url or settings.database_url
+    settings = settings or load(GrantSourceSettings)
+    url = database_url or load(DataSettings).database_url
     await ensure_schema(url)
     started = time.monotonic()
     result = SourceResult(source=source, full=full)

@@ -20,7 +20,7 @@ from celery import chord, group, shared_task
 from sqlalchemy.ext.asyncio import AsyncSession
 from taskfleet_core.broker.client import client
 from taskfleet_core.reliability.locks import try_lock
-from taskfleet_core.settings import load_settings
+from taskfleet_core.settings import load
 from taskfleet_core.tasks.async_bridge import run_async
 from taskfleet_core.tasks.contracts import (
     Args,
@@ -36,6 +36,7 @@ from taskfleet_core.tasks.fleet_task import FleetTask, implements, task_options
 from taskfleet_core.tasks.queues import QUEUES
 from taskfleet_data.db import session_scope
 from taskfleet_data.migrations import ensure_schema
+from taskfleet_data.settings import DataSettings
 
 from taskfleet_worker_sync import dedup, maintenance
 from taskfleet_worker_sync.pipeline import sync_source
@@ -57,7 +58,7 @@ FINISH_TASK = "pipeline.finish_sync_all"
 
 
 def _database_url() -> str:
-    return load_settings().database_url
+    return load(DataSettings).database_url
 
 
 def _with_session(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
@@ -104,7 +105,7 @@ sync_world_bank_projects = _register_source_task("world_bank", SOURCE_TASKS["wor
 
 
 def enabled_sources() -> list[str]:
-    configured = [s.strip() for s in load_settings().grant_sources_enabled.split(",") if s.strip()]
+    configured = load(DataSettings).enabled_sources()
     return [s for s in configured if s in SOURCE_TASKS]
 
 

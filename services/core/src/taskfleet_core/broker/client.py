@@ -6,9 +6,9 @@ import functools
 
 import redis
 
-from taskfleet_core.settings import load_settings
+from taskfleet_core.settings import BrokerSettings, load
 
 
 @functools.cache
 def client() -> redis.Redis:
-    return redis.Redis.from_url(load_settings().redis_url, decode_responses=True, health_check_interval=30)
+    return redis.Redis.from_url(load(BrokerSettings).redis_url, decode_responses=True, health_check_interval=30)

@@ -19,9 +19,9 @@ _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "ta
 
 
 def json_enabled() -> bool:
-    from taskfleet_core.settings import load_settings
+    from taskfleet_core.settings import ObservabilitySettings, load
 
-    return load_settings().log_format == "json"
+    return load(ObservabilitySettings).log_format == "json"
 
 
 class JsonFormatter(logging.Formatter):

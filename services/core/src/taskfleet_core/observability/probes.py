@@ -8,7 +8,7 @@
 with a reason otherwise: the Kubernetes exec probes. ``celery inspect ping`` costs seconds of CPU and fails on broker
 outages a restart cannot fix (reference/keda_celery.md section 5), hence the files. The CLI path imports
 neither Celery nor pydantic (about 0.05 s of CPU per probe instead of 0.9 s): it reads its three variables
-straight from the environment, with the defaults of ``Settings`` (a test keeps them equal).
+straight from the environment, with the defaults of ``ProbeSettings`` (a test keeps them equal).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from celery import Celery
 
-#: Defaults of the matching ``Settings`` fields, for the CLI that does not load Settings.
+#: Defaults of the matching ``ProbeSettings`` fields, for the CLI that does not load settings.
 DEFAULT_HEALTH_DIR = "./var/health"
 DEFAULT_MAX_AGE_SECONDS = 60.0
 
@@ -64,9 +64,9 @@ def install(app: Celery) -> None:
     from celery import bootsteps
     from celery.signals import worker_ready, worker_shutdown
 
-    from taskfleet_core.settings import load_settings
+    from taskfleet_core.settings import ProbeSettings, load
 
-    settings = load_settings()
+    settings = load(ProbeSettings)
     name = f"worker-{app.conf.taskfleet_queue}"
     beat_file = heartbeat_path(name, settings.worker_health_dir)
     ready_file = ready_path(name, settings.worker_health_dir)

@@ -17,7 +17,7 @@ from typing import Any
 from celery import Celery, signals
 
 from taskfleet_core.observability import logs, metrics, task_metrics, tracing
-from taskfleet_core.settings import load_settings
+from taskfleet_core.settings import ObservabilitySettings, load
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ def instrument(app: Celery, queue: str) -> None:
 
 def _main_init(sender: str = "", **_: Any) -> None:
     task_metrics.set_nodename(sender)
-    settings = load_settings()
+    settings = load(ObservabilitySettings)
     if settings.metrics_port is None:
         return
     path = metrics.enable_multiprocess(metrics.default_worker_dir(_queue["name"]))

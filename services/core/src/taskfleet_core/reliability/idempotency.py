@@ -77,8 +77,8 @@ class IdempotencyStore:
 def claim_seconds(queue: str) -> int:
     """A claim outlives a crashed holder by at most the queue's time limit, and is gone before the broker
     redelivers the message (visibility timeout), so the redelivered copy can do the effect."""
-    from taskfleet_core.settings import load_settings
+    from taskfleet_core.settings import BrokerSettings, load
     from taskfleet_core.tasks.queues import QUEUES, visibility_timeout
 
-    vt = load_settings().broker_visibility_timeout_seconds or visibility_timeout()
+    vt = load(BrokerSettings).broker_visibility_timeout_seconds or visibility_timeout()
     return max(1, min(QUEUES[queue].time_limit, vt - 1))

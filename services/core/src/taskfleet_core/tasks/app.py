@@ -13,7 +13,7 @@ from typing import Any
 from celery import Celery
 
 from taskfleet_core.broker import bindings
-from taskfleet_core.settings import load_settings
+from taskfleet_core.settings import BrokerSettings, load
 from taskfleet_core.tasks.contracts import CONTRACTS
 from taskfleet_core.tasks.queues import DEFAULT_QUEUE, QUEUES, TASK_ROUTE_PATTERNS, visibility_timeout
 
@@ -39,7 +39,7 @@ def route_task(name: str, args: Any, kwargs: Any, options: Any, task: Any = None
 
 def create_app(main: str, *, consumer_queue: str | None = None) -> Celery:
     """A configured app. ``consumer_queue`` is set for a worker: it then keeps its own unacked keys."""
-    settings = load_settings()
+    settings = load(BrokerSettings)
     vt = settings.broker_visibility_timeout_seconds or visibility_timeout()
     spec = QUEUES[consumer_queue or DEFAULT_QUEUE]
     transport: dict[str, Any] = {"visibility_timeout": vt}
@@ -93,7 +93,6 @@ def create_app(main: str, *, consumer_queue: str | None = None) -> Celery:
         worker_cancel_long_running_tasks_on_connection_loss=True,
         worker_send_task_events=False,
         worker_hijack_root_logger=True,
-        beat_schedule_filename=str(settings.beat_schedule_file),
     )
     bindings.install(app)  # publishes survive Valkey losing kombu's binding keys
     if consumer_queue is not None:

@@ -22,7 +22,7 @@ from taskfleet_core.broker.client import client
 from taskfleet_core.broker.keys import REVOKED_KEY
 from taskfleet_core.reliability.message_guard import record_task_failure, redelivery_limit_reached
 from taskfleet_core.reliability.ratelimit import FleetRateLimiter
-from taskfleet_core.settings import load_settings
+from taskfleet_core.settings import BrokerSettings, load
 from taskfleet_core.tasks.contracts import Args, TaskContract, contract_for
 from taskfleet_core.tasks.errors import InvalidTaskArguments, PermanentError, TransientError
 from taskfleet_core.tasks.queues import QUEUES, RateLimit
@@ -64,7 +64,7 @@ class FleetTask(Task):
         limit = QUEUES[self.contract.queue].rate_limit
         if limit is None:
             return
-        scale = load_settings().rate_limit_time_scale  # < 1 only in compressed-time tests
+        scale = load(BrokerSettings).rate_limit_time_scale  # < 1 only in compressed-time tests
         if scale != 1:
             limit = RateLimit(limit.count, max(1, round(limit.per_seconds * scale)))
         wait = FleetRateLimiter(client(), self.contract.queue, limit).acquire()

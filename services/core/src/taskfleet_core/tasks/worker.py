@@ -18,7 +18,7 @@ from celery.signals import celeryd_after_setup
 
 from taskfleet_core.observability import probes
 from taskfleet_core.observability import worker as worker_observability
-from taskfleet_core.settings import load_settings
+from taskfleet_core.settings import ObservabilitySettings, load
 from taskfleet_core.tasks.app import create_app
 from taskfleet_core.tasks.contracts import TaskContract, contracts_of_queue
 from taskfleet_core.tasks.errors import ContractNotImplemented
@@ -73,7 +73,7 @@ def run_worker(app: Celery, argv: Sequence[str] | None = None) -> None:
     Extra command-line arguments (``--concurrency 8``, ``--pool solo``) are passed to Celery.
     """
     queue = app.conf.taskfleet_queue
-    settings = load_settings()
+    settings = load(ObservabilitySettings)
     extra = list(sys.argv[1:] if argv is None else argv)
     app.worker_main(
         ["worker", "--queues", queue, "--hostname", f"{queue}@%h", "--loglevel", settings.log_level, *extra]

@@ -39,9 +39,11 @@ def main() -> None:
         return
     url = context.get_x_argument(as_dictionary=True).get("url") or config.get_main_option("sqlalchemy.url")
     if not url:
-        from taskfleet_core.settings import load_settings
+        from taskfleet_core.settings import load
 
-        url = load_settings().database_url
+        from taskfleet_data.settings import DataSettings
+
+        url = load(DataSettings).database_url
     asyncio.run(run_from_url(url))
 
 

@@ -15,9 +15,9 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
-from taskfleet_core.settings import Settings
 
 from taskfleet_worker_sync.normalise import NormalisedGrant
+from taskfleet_worker_sync.settings import GrantSourceSettings
 
 log = logging.getLogger("taskfleet.sync.sources")
 
@@ -36,7 +36,7 @@ class SourceRejected(SourceError):
     """A 4xx or a configuration problem (missing key): retrying will not help."""
 
 
-def make_client(settings: Settings) -> httpx.AsyncClient:
+def make_client(settings: GrantSourceSettings) -> httpx.AsyncClient:
     timeout = httpx.Timeout(settings.grant_http_timeout_seconds, connect=min(10.0, settings.grant_http_timeout_seconds))
     return httpx.AsyncClient(
         timeout=timeout, follow_redirects=True, headers={"User-Agent": "taskfleet-grant-sync/0.1 (+taskfleet)"}
@@ -48,7 +48,7 @@ class SourceAdapter:
 
     name: str = ""
 
-    def __init__(self, client: httpx.AsyncClient, settings: Settings) -> None:
+    def __init__(self, client: httpx.AsyncClient, settings: GrantSourceSettings) -> None:
         self.client = client
         self.settings = settings
         self.pages_fetched = 0

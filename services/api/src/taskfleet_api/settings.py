@@ -1,0 +1,14 @@
+"""The job API's own settings: tokens, CORS, body size."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from taskfleet_core.settings import FromEnvironment
+
+
+class ApiSettings(FromEnvironment):
+    api_max_body_bytes: int = Field(64 * 1024, ge=1024, description="Largest accepted request body")
+    api_tokens: str = Field("", description="Bearer tokens, comma-separated (several for rotation); from a Secret")
+    api_auth_required: bool = Field(True, description="Refuse mutating requests when no token is configured")
+    api_auth_read_only: bool = Field(False, description="Also require a token for read-only endpoints")
+    api_cors_origins: str = Field("", description="Comma-separated allowed CORS origins; empty: CORS off")
