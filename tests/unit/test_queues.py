@@ -1,7 +1,11 @@
 """The queue registry and the worker settings table of seed 000 (with the documented departures)."""
 
+from typing import get_args
+
 import pytest
 from kombu import Queue
+from taskfleet_api.dlq import QueueName, Reason
+from taskfleet_core.reliability import dlq
 from taskfleet_core.tasks.app import create_app, queue_for_task
 from taskfleet_core.tasks.queues import QUEUES, TASK_ROUTE_PATTERNS, visibility_timeout
 
@@ -83,3 +87,8 @@ def test_seed_route_patterns_for_uncontracted_names() -> None:
     assert queue_for_task("email.something_new") == "email"
     assert queue_for_task("pipeline.something_new") == "sync"
     assert queue_for_task("unrouted.task") == "default"
+
+
+def test_the_apis_literal_types_follow_the_registry() -> None:
+    assert get_args(QueueName) == tuple(QUEUES)
+    assert get_args(Reason) == dlq.REASONS

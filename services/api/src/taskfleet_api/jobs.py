@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from celery import states
 from celery.result import AsyncResult
@@ -82,7 +83,7 @@ def _known(job_id: str) -> dict[str, str]:
 @router.get("/{job_id}", response_model=JobStatus)
 def get_job(job_id: str) -> JobStatus:
     record = _known(job_id)
-    result = AsyncResult(job_id, app=celery_app())
+    result: AsyncResult[Any] = AsyncResult(job_id, app=celery_app())
     state, info = result.state, result.info
     status_ = JobStatus(
         id=job_id,
@@ -106,7 +107,7 @@ def get_job(job_id: str) -> JobStatus:
 @router.delete("/{job_id}", response_model=JobStatus, dependencies=[Depends(require_write)])
 def revoke_job(job_id: str, terminate: bool = Query(False, description="also stop it if already running")) -> JobStatus:
     _known(job_id)
-    result = AsyncResult(job_id, app=celery_app())
+    result: AsyncResult[Any] = AsyncResult(job_id, app=celery_app())
     if result.state in states.READY_STATES:
         raise HTTPException(status.HTTP_409_CONFLICT, f"job {job_id} already finished ({result.state})")
     mark_revoked(job_id)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from celery import Celery
 from taskfleet_core.broker.client import client
@@ -31,14 +31,15 @@ def record_job(job_id: str, task: str, queue: str, delay_seconds: float) -> dict
     record = {"task": task, "queue": queue, "submitted_at": datetime.now(UTC).isoformat()}
     key = JOB_KEY.format(job_id=job_id)
     pipe = client().pipeline()
-    pipe.hset(key, mapping=record)
+    fields: dict[Any, Any] = dict(record)  # redis-py types a mapping's keys invariantly
+    pipe.hset(key, mapping=fields)
     pipe.expire(key, int(JOB_RECORD_TTL + delay_seconds))
     pipe.execute()
     return record
 
 
 def job_record(job_id: str) -> dict[str, Any] | None:
-    record = client().hgetall(JOB_KEY.format(job_id=job_id))
+    record = cast(dict[str, Any], client().hgetall(JOB_KEY.format(job_id=job_id)))  # decode_responses=True
     return record or None
 
 

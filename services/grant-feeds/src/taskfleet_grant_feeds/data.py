@@ -98,7 +98,8 @@ def _iso(day: date) -> str:
 
 
 def _load(name: str) -> dict[str, Any]:
-    return json.loads((FIXTURES / name).read_text())
+    record: dict[str, Any] = json.loads((FIXTURES / name).read_text())
+    return record
 
 
 @dataclass

@@ -18,6 +18,7 @@ import re
 import threading
 import zipfile
 from collections import Counter
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -46,7 +47,8 @@ class FeedState:
     def records(self, source: str) -> list[dict[str, Any]]:
         if source == "cordis":
             return self.feeds.cordis_horizon + self.feeds.cordis_h2020
-        return getattr(self.feeds, source)
+        records: list[dict[str, Any]] = getattr(self.feeds, source)
+        return records
 
     def take_failure(self, source: str) -> int | None:
         with self.lock:
@@ -116,8 +118,10 @@ class Handler(BaseHTTPRequestHandler):
             ("POST", "/eu/search-api/prod/rest/search"): ("eu_portal", self._eu_portal),
         }
         match = re.fullmatch(r"/cordis/data/cordis-(HORIZON|h2020)projects-json\.zip", path)
+        handler: Callable[[dict[str, list[str]]], None]
         if method == "GET" and match:
-            source, handler = "cordis", lambda p: self._cordis(match.group(1))
+            programme = match.group(1)
+            source, handler = "cordis", lambda _params: self._cordis(programme)
         elif (method, path) in routes:
             source, handler = routes[(method, path)]
         else:
@@ -228,7 +232,8 @@ class Handler(BaseHTTPRequestHandler):
             b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + self.body
         )
         parts = {p.get_param("name", header="content-disposition"): p.get_payload(decode=True) for p in message.walk()}
-        query = json.loads(parts.get("query") or b"{}")
+        raw = parts.get("query")
+        query = json.loads(raw if isinstance(raw, bytes) else b"{}")
         wanted = _status_terms(query)
         records = [r for r in self.state.feeds.eu_portal if not wanted or r["metadata"]["status"][0] in wanted]
         size = min(_int(params, "pageSize", 50), MAX_ROWS["eu_portal"])

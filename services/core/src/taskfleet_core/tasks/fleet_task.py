@@ -39,7 +39,7 @@ MIN_RETRY_DELAY = 1.0
 DEFERRED = "DEFERRED"
 
 
-class FleetTask(Task):
+class FleetTask(Task[Any, Any]):
     """Base of every fleet task: knows its contract."""
 
     abstract = True
@@ -89,12 +89,13 @@ class FleetTask(Task):
         )
         raise Ignore()
 
-    def retry(self, *args: Any, countdown: float | None = None, eta: Any = None, **options: Any) -> Any:
+    def retry(self, *args: Any, **options: Any) -> Any:
         """At least ``MIN_RETRY_DELAY`` s: full jitter can draw 0, and a retry run that finishes before this
         run has written RETRY leaves the result stuck at RETRY (Celery's state check is not atomic)."""
-        if eta is None and countdown is not None and countdown < MIN_RETRY_DELAY:
-            countdown = MIN_RETRY_DELAY
-        return super().retry(*args, countdown=countdown, eta=eta, **options)
+        countdown = options.get("countdown")
+        if options.get("eta") is None and countdown is not None and countdown < MIN_RETRY_DELAY:
+            options["countdown"] = MIN_RETRY_DELAY
+        return super().retry(*args, **options)
 
     def on_failure(self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
         """Failed for good (retries exhausted, permanent error, time limit): into the queue's DLQ."""
@@ -144,6 +145,7 @@ def implements(name: str, **overrides: Any) -> Callable[[Callable[[FleetTask, A]
             return fn(self, params)  # type: ignore[arg-type]
 
         options = task_options(contract) | {"contract": contract} | overrides
-        return shared_task(**options)(run)
+        task: FleetTask = shared_task(**options)(run)
+        return task
 
     return decorator
