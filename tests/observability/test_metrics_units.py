@@ -11,7 +11,8 @@ from pathlib import Path
 
 import redis
 from taskfleet_core.observability.task_metrics import SENT_AT_HEADER
-from taskfleet_queue_exporter.exporter import DLQ_KEY, QueueCollector, oldest_sent_at
+from taskfleet_core.reliability.dlq import DLQ_INDEX_KEY
+from taskfleet_queue_exporter.exporter import QueueCollector, oldest_sent_at
 
 CHILD = """
 import os, sys
@@ -64,7 +65,7 @@ def _clear_email(redis_client: redis.Redis) -> None:
     from taskfleet_core.tasks.queues import QUEUES
 
     spec = QUEUES["email"]
-    redis_client.delete(*spec.waiting_lists(), spec.unacked_index_key, DLQ_KEY.format(queue="email"))
+    redis_client.delete(*spec.waiting_lists(), spec.unacked_index_key, DLQ_INDEX_KEY.format(queue="email"))
 
 
 def test_queue_collector_counts_priority_lists_in_flight_and_dlq(redis_client: redis.Redis) -> None:
@@ -74,7 +75,7 @@ def test_queue_collector_counts_priority_lists_in_flight_and_dlq(redis_client: r
     redis_client.lpush("email", json.dumps({"headers": {SENT_AT_HEADER: time.time()}}))
     redis_client.lpush("email\x06\x163", json.dumps({"headers": {SENT_AT_HEADER: time.time()}}))
     redis_client.zadd("unacked_index:email", {"a": 1, "b": 2})
-    redis_client.zadd(DLQ_KEY.format(queue="email"), {"x": 1})
+    redis_client.zadd(DLQ_INDEX_KEY.format(queue="email"), {"x": 1})
     samples = {
         (s.name, tuple(sorted(s.labels.items()))): s.value
         for family in QueueCollector(redis_client).collect()
