@@ -136,3 +136,16 @@ def test_json_log_lines_carry_trace_and_task_ids() -> None:
     assert entry["message"] == "hello w" and entry["service"] == "svc" and entry["level"] == "INFO"
     assert entry["trace_id"] == format(span.get_span_context().trace_id, "032x")
     assert "task_id" not in entry  # outside a task
+
+
+def test_the_heartbeat_gauge_is_the_probe_file(tmp_path: Path) -> None:
+    """One heartbeat: the gauge reports when the liveness probe's file was refreshed, and nothing before that."""
+    from taskfleet_core.observability import metrics, probes
+
+    path = probes.heartbeat_path(probes.worker_probe_name("default"), tmp_path)
+    registry = metrics.CollectorRegistry()
+    registry.register(metrics.HeartbeatCollector(path, "default@pod-a", "default"))
+    labels = {"hostname": "default@pod-a", "queue_name": "default"}
+    assert registry.get_sample_value("taskfleet_worker_heartbeat_timestamp_seconds", labels) is None
+    probes.touch(path)
+    assert registry.get_sample_value("taskfleet_worker_heartbeat_timestamp_seconds", labels) == path.stat().st_mtime
