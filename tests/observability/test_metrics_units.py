@@ -149,3 +149,21 @@ def test_the_heartbeat_gauge_is_the_probe_file(tmp_path: Path) -> None:
     assert registry.get_sample_value("taskfleet_worker_heartbeat_timestamp_seconds", labels) is None
     probes.touch(path)
     assert registry.get_sample_value("taskfleet_worker_heartbeat_timestamp_seconds", labels) == path.stat().st_mtime
+
+
+def test_json_log_lines_render_exceptions_stack_info_and_extras() -> None:
+    import logging
+
+    from taskfleet_core.observability.logs import JsonFormatter
+
+    try:
+        raise ZeroDivisionError("boom")
+    except ZeroDivisionError:
+        exc_info = sys.exc_info()
+    record = logging.getLogger("x").makeRecord(
+        "x", logging.ERROR, __file__, 1, "failed", (), exc_info, extra={"job": 3, "thing": object()}, sinfo="Stack..."
+    )
+    entry = json.loads(JsonFormatter("svc").format(record))
+    assert entry["level"] == "ERROR" and entry["logger"] == "x" and entry["pid"] == os.getpid() and entry["ts"]
+    assert "ZeroDivisionError: boom" in entry["exception"] and entry["stack_info"] == "Stack..."
+    assert entry["job"] == 3 and entry["thing"].startswith("<object")
