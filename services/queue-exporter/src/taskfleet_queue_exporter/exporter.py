@@ -14,9 +14,9 @@ import logging
 import threading
 import time
 from collections.abc import Iterable
-from typing import Any
 
 import redis
+from celery import Celery
 from prometheus_client import REGISTRY
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -56,7 +56,7 @@ class Consumers:
         self.workers: dict[str, int] = dict.fromkeys(QUEUES, 0)
         self.processes: dict[str, int] = dict.fromkeys(QUEUES, 0)
         self.ready = threading.Event()
-        self._app: Any = None
+        self._app: Celery | None = None
 
     def refresh(self) -> None:
         if self._app is None:
@@ -67,7 +67,8 @@ class Consumers:
         workers = dict.fromkeys(QUEUES, 0)
         processes = dict.fromkeys(QUEUES, 0)
         for node, queues in active.items():
-            pool = (stats.get(node) or {}).get("pool", {}).get("max-concurrency", 0)
+            node_stats = stats.get(node)
+            pool = (node_stats.get("pool") or {}).get("max-concurrency", 0) if node_stats else 0
             for queue in {q["name"] for q in queues} & set(QUEUES):
                 workers[queue] += 1
                 processes[queue] += int(pool or 0)
@@ -88,7 +89,7 @@ class QueueCollector(Collector):
         self.valkey = valkey
         self.consumers = consumers
 
-    def collect(self) -> Iterable[GaugeMetricFamily]:  # type: ignore[override]
+    def collect(self) -> Iterable[GaugeMetricFamily]:
         depths = queue_depths(self.valkey)
         now = time.time()
         pipe = self.valkey.pipeline(transaction=False)
