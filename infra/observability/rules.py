@@ -109,8 +109,9 @@ def groups() -> list[dict[str, Any]]:
                     "1m",
                     "critical",
                     "Worker {{ $labels.hostname }} stopped its heartbeat",
-                    "The worker's event loop has not ticked for a minute while its metrics endpoint still answers: "
-                    "it is wedged. Its liveness probe should restart it.",
+                    "The worker's event loop has not refreshed its heartbeat file (the one its liveness probe reads) "
+                    "for a minute while its metrics endpoint still answers: it is wedged. Its liveness probe should "
+                    "restart it.",
                 ),
             ],
         },

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import redis
 from taskfleet_core.observability.task_metrics import SENT_AT_HEADER
-from taskfleet_queue_exporter.exporter import DLQ_KEY, QueueCollector, oldest_sent_at
+from taskfleet_core.reliability.dlq import DLQ_INDEX_KEY
+from taskfleet_queue_exporter.exporter import QueueCollector, oldest_sent_at
 
 CHILD = """
 import os, sys
@@ -64,7 +65,7 @@ def _clear_email(redis_client: redis.Redis) -> None:
     from taskfleet_core.tasks.queues import QUEUES
 
     spec = QUEUES["email"]
-    redis_client.delete(*spec.waiting_lists(), spec.unacked_index_key, DLQ_KEY.format(queue="email"))
+    redis_client.delete(*spec.waiting_lists(), spec.unacked_index_key, DLQ_INDEX_KEY.format(queue="email"))
 
 
 def test_queue_collector_counts_priority_lists_in_flight_and_dlq(redis_client: redis.Redis) -> None:
@@ -74,7 +75,7 @@ def test_queue_collector_counts_priority_lists_in_flight_and_dlq(redis_client: r
     redis_client.lpush("email", json.dumps({"headers": {SENT_AT_HEADER: time.time()}}))
     redis_client.lpush("email\x06\x163", json.dumps({"headers": {SENT_AT_HEADER: time.time()}}))
     redis_client.zadd("unacked_index:email", {"a": 1, "b": 2})
-    redis_client.zadd(DLQ_KEY.format(queue="email"), {"x": 1})
+    redis_client.zadd(DLQ_INDEX_KEY.format(queue="email"), {"x": 1})
     samples = {
         (s.name, tuple(sorted(s.labels.items()))): s.value
         for family in QueueCollector(redis_client).collect()
@@ -135,3 +136,34 @@ def test_json_log_lines_carry_trace_and_task_ids() -> None:
     assert entry["message"] == "hello w" and entry["service"] == "svc" and entry["level"] == "INFO"
     assert entry["trace_id"] == format(span.get_span_context().trace_id, "032x")
     assert "task_id" not in entry  # outside a task
+
+
+def test_the_heartbeat_gauge_is_the_probe_file(tmp_path: Path) -> None:
+    """One heartbeat: the gauge reports when the liveness probe's file was refreshed, and nothing before that."""
+    from taskfleet_core.observability import metrics, probes
+
+    path = probes.heartbeat_path(probes.worker_probe_name("default"), tmp_path)
+    registry = metrics.CollectorRegistry()
+    registry.register(metrics.HeartbeatCollector(path, "default@pod-a", "default"))
+    labels = {"hostname": "default@pod-a", "queue_name": "default"}
+    assert registry.get_sample_value("taskfleet_worker_heartbeat_timestamp_seconds", labels) is None
+    probes.touch(path)
+    assert registry.get_sample_value("taskfleet_worker_heartbeat_timestamp_seconds", labels) == path.stat().st_mtime
+
+
+def test_json_log_lines_render_exceptions_stack_info_and_extras() -> None:
+    import logging
+
+    from taskfleet_core.observability.logs import JsonFormatter
+
+    try:
+        raise ZeroDivisionError("boom")
+    except ZeroDivisionError:
+        exc_info = sys.exc_info()
+    record = logging.getLogger("x").makeRecord(
+        "x", logging.ERROR, __file__, 1, "failed", (), exc_info, extra={"job": 3, "thing": object()}, sinfo="Stack..."
+    )
+    entry = json.loads(JsonFormatter("svc").format(record))
+    assert entry["level"] == "ERROR" and entry["logger"] == "x" and entry["pid"] == os.getpid() and entry["ts"]
+    assert "ZeroDivisionError: boom" in entry["exception"] and entry["stack_info"] == "Stack..."
+    assert entry["job"] == 3 and entry["thing"].startswith("<object")

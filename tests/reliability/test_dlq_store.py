@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from prometheus_client import CollectorRegistry, generate_latest
 from taskfleet_core.reliability import dlq
 
 
@@ -57,10 +56,3 @@ def test_entries_expire_and_their_index_is_cleaned(store: dlq.DeadLetterQueue, r
     redis_client.delete(dlq.DLQ_ENTRY_KEY.format(entry_id=entry.id))  # what the TTL does
     assert list(store.iter()) == [] and store.sizes()["default"] == 0
     assert 0 < redis_client.ttl(dlq.DLQ_ENTRY_KEY.format(entry_id=failure(store, "x").id)) <= 3600
-
-
-def test_size_metric(store: dlq.DeadLetterQueue, redis_client) -> None:
-    failure(store, "m-1", queue="sync")
-    registry = CollectorRegistry()
-    registry.register(dlq.DlqSizeCollector(lambda: redis_client))
-    assert 'taskfleet_dlq_size{queue="sync"} 1.0' in generate_latest(registry).decode()

@@ -68,9 +68,6 @@ def test_poison_and_unknown_messages_are_dead_lettered_and_the_worker_keeps_cons
     assert http.get(f"/api/v1/dlq/{seen['permanent']}").status_code == 404  # replayed entries leave the DLQ
     purged = http.delete("/api/v1/dlq", params={"reason": "malformed"}).json()["purged"]
     assert purged >= 4
-    metrics = http.get("/metrics")
-    if metrics.status_code == 200:  # the size gauge rides on the API's /metrics
-        assert 'taskfleet_dlq_size{queue="default"}' in metrics.text
 
 
 @pytest.mark.timeout(150)

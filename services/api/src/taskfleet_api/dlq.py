@@ -8,11 +8,9 @@ malformed bodies) cannot be replayed, only inspected and purged.
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, status
-from prometheus_client import REGISTRY
 from pydantic import BaseModel
 from taskfleet_core.broker.client import client
 from taskfleet_core.broker.keys import JOB_KEY
@@ -30,10 +28,6 @@ QueueName = Literal["default", "matching", "email", "sync"]
 Reason = Literal[
     "retries_exhausted", "permanent_failure", "time_limit", "unknown_task", "malformed", "redelivery_limit"
 ]
-
-#: ``taskfleet_dlq_size{queue}`` on the API's /metrics, read from Valkey at scrape time.
-with contextlib.suppress(ValueError):  # already registered (module reloaded in tests)
-    REGISTRY.register(dlq.DlqSizeCollector(client))
 
 #: Replaying or purging "everything matching" stops after this many entries per request.
 MAX_BULK = 1000
@@ -137,7 +131,7 @@ def list_dead_letters(
 
 @router.get("/stats", response_model=dict[str, int])
 def dead_letter_sizes() -> dict[str, int]:
-    """Entries per queue: the same numbers as the ``taskfleet_dlq_size`` metric."""
+    """Entries per queue: the same numbers as the queue exporter's ``taskfleet_dlq_length`` gauge."""
     return _store().sizes()
 
 

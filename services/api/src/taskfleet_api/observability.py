@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 
 from fastapi import FastAPI, Request, Response
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.routing import Match
@@ -57,6 +58,4 @@ def instrument(api: FastAPI) -> None:
     api.add_api_route("/metrics", metrics_response, methods=["GET"], include_in_schema=False)
     logs.configure(SERVICE, ("uvicorn", "uvicorn.error", "uvicorn.access"))
     if tracing.configure(SERVICE):
-        from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
-
         FastAPIInstrumentor.instrument_app(api, exclude_spans=["receive", "send"], excluded_urls="/metrics,/healthz")

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from celery import Celery, signals
-from celery.schedules import maybe_schedule
+from celery.schedules import BaseSchedule, maybe_schedule, schedule
 from prometheus_client import REGISTRY
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -45,7 +45,8 @@ def instrument(app: Celery) -> None:
 
 
 def _sent(headers: dict[str, Any] | None = None, **_: Any) -> None:
-    entry = (headers or {}).get(ENTRY_HEADER)
+    headers = headers or {}
+    entry = headers.get(ENTRY_HEADER)
     if entry is None:
         return
     now = time.time()
@@ -55,7 +56,7 @@ def _sent(headers: dict[str, Any] | None = None, **_: Any) -> None:
 
 
 class NextSendCollector(Collector):
-    def collect(self) -> Iterable[GaugeMetricFamily]:  # type: ignore[override]
+    def collect(self) -> Iterable[GaugeMetricFamily]:
         family = GaugeMetricFamily(
             "taskfleet_beat_next_send_timestamp_seconds",
             "When Beat should next send the entry (unix seconds); in the past = missed.",
@@ -64,10 +65,15 @@ class NextSendCollector(Collector):
         now = time.time()
         for name, entry in _state["app"].conf.beat_schedule.items():
             last = datetime.fromtimestamp(_last_send.get(name, _state["started"]), UTC)
-            schedule = maybe_schedule(entry["schedule"], app=_state["app"])  # a timedelta is allowed too
-            remaining = schedule.remaining_estimate(last).total_seconds()
+            remaining = _schedule_of(entry["schedule"], _state["app"]).remaining_estimate(last).total_seconds()
             family.add_metric([name, entry["task"]], now + remaining)
         yield family
+
+
+def _schedule_of(value: Any, app: Celery) -> BaseSchedule:
+    """An entry's schedule object: a number of seconds or a timedelta becomes a ``celery.schedules.schedule``."""
+    result = maybe_schedule(value, app=app)
+    return result if isinstance(result, BaseSchedule) else schedule(result, app=app)
 
 
 def _serve(**_: Any) -> None:

@@ -14,30 +14,27 @@ import logging
 import threading
 import time
 from collections.abc import Iterable
-from typing import Any
 
 import redis
+from celery import Celery
 from prometheus_client import REGISTRY
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from taskfleet_core.broker.client import client
 from taskfleet_core.broker.depths import queue_depths
-from taskfleet_core.broker.keys import KEY_PREFIX
 from taskfleet_core.observability import logs, metrics
 from taskfleet_core.observability.task_metrics import SENT_AT_HEADER
+from taskfleet_core.reliability.dlq import DeadLetterQueue
 from taskfleet_core.settings import ObservabilitySettings, load
+from taskfleet_core.tasks.app import create_app
 from taskfleet_core.tasks.queues import QUEUES
 
 log = logging.getLogger("taskfleet.queue_exporter")
 
-#: Where a queue's dead letters are kept (issue 7's DLQ); any Valkey type is counted.
-DLQ_KEY = KEY_PREFIX + "dlq:{queue}"
 #: Seconds between two ``inspect`` broadcasts for consumer counts.
 CONSUMER_REFRESH_SECONDS = 15.0
 #: Exporter port when ``METRICS_PORT`` is unset (celery-exporter's).
 DEFAULT_PORT = 9808
-
-_LENGTH = {"list": "llen", "zset": "zcard", "stream": "xlen", "hash": "hlen", "set": "scard"}
 
 
 def oldest_sent_at(raw: str | None) -> float | None:
@@ -59,12 +56,10 @@ class Consumers:
         self.workers: dict[str, int] = dict.fromkeys(QUEUES, 0)
         self.processes: dict[str, int] = dict.fromkeys(QUEUES, 0)
         self.ready = threading.Event()
-        self._app: Any = None
+        self._app: Celery | None = None
 
     def refresh(self) -> None:
         if self._app is None:
-            from taskfleet_core.tasks.app import create_app
-
             self._app = create_app("taskfleet-queue-exporter")
         inspect = self._app.control.inspect(timeout=1.0)
         active = inspect.active_queues() or {}
@@ -72,7 +67,8 @@ class Consumers:
         workers = dict.fromkeys(QUEUES, 0)
         processes = dict.fromkeys(QUEUES, 0)
         for node, queues in active.items():
-            pool = (stats.get(node) or {}).get("pool", {}).get("max-concurrency", 0)
+            node_stats = stats.get(node)
+            pool = (node_stats.get("pool") or {}).get("max-concurrency", 0) if node_stats else 0
             for queue in {q["name"] for q in queues} & set(QUEUES):
                 workers[queue] += 1
                 processes[queue] += int(pool or 0)
@@ -93,22 +89,19 @@ class QueueCollector(Collector):
         self.valkey = valkey
         self.consumers = consumers
 
-    def collect(self) -> Iterable[GaugeMetricFamily]:  # type: ignore[override]
+    def collect(self) -> Iterable[GaugeMetricFamily]:
         depths = queue_depths(self.valkey)
         now = time.time()
         pipe = self.valkey.pipeline(transaction=False)
         for spec in QUEUES.values():
             for name in spec.waiting_lists():
                 pipe.lindex(name, -1)  # kombu LPUSHes and BRPOPs: the tail is the oldest
-            pipe.type(DLQ_KEY.format(queue=spec.name))
         replies = iter(pipe.execute())
         ages: dict[str, float] = {}
-        dlq_types: dict[str, str] = {}
         for spec in QUEUES.values():
             stamps = [oldest_sent_at(next(replies)) for _ in spec.waiting_lists()]
             known = [s for s in stamps if s is not None]
             ages[spec.name] = max(0.0, now - min(known)) if known else 0.0
-            dlq_types[spec.name] = next(replies)
 
         length = GaugeMetricFamily(
             "celery_queue_length", "Messages waiting (list + priority sub-lists).", labels=["queue_name"]
@@ -130,7 +123,7 @@ class QueueCollector(Collector):
             age.add_metric([queue], ages[queue])
             for priority, n in depth["waiting_by_priority"].items():
                 by_priority.add_metric([queue, str(priority)], n)
-        yield from (length, by_priority, in_flight, age, self._dlq(dlq_types))
+        yield from (length, by_priority, in_flight, age, self._dlq())
         if self.consumers is not None and self.consumers.ready.is_set():
             workers = GaugeMetricFamily(
                 "celery_active_worker_count", "Workers consuming the queue.", labels=["queue_name"]
@@ -143,15 +136,12 @@ class QueueCollector(Collector):
                 procs.add_metric([queue], self.consumers.processes[queue])
             yield from (workers, procs)
 
-    def _dlq(self, types: dict[str, str]) -> GaugeMetricFamily:
+    def _dlq(self) -> GaugeMetricFamily:
+        """The fleet's only DLQ gauge: entries per queue, as the DLQ store and the API's ``/api/v1/dlq/stats``
+        count them."""
         dlq = GaugeMetricFamily("taskfleet_dlq_length", "Dead letters kept for the queue.", labels=["queue_name"])
-        pipe = self.valkey.pipeline(transaction=False)
-        counted = [(q, t) for q, t in types.items() if t in _LENGTH]
-        for queue, kind in counted:
-            getattr(pipe, _LENGTH[kind])(DLQ_KEY.format(queue=queue))
-        sizes = dict(zip((q for q, _ in counted), pipe.execute(), strict=True)) if counted else {}
-        for queue in QUEUES:
-            dlq.add_metric([queue], sizes.get(queue, 0))
+        for queue, size in DeadLetterQueue(self.valkey).sizes().items():
+            dlq.add_metric([queue], size)
         return dlq
 
 

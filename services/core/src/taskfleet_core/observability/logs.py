@@ -1,59 +1,65 @@
 """Structured JSON logs, selected by ``LOG_FORMAT=json``, carrying trace and task ids.
 
-One JSON object a line, so a log pipeline can join a log line to its trace
+One JSON object a line (python-json-logger), so a log pipeline can join a log line to its trace
 (``trace_id``/``span_id``) and to its job (``task_id``, ``task_name``, ``queue``)
 without parsing free text. ``LOG_FORMAT=text`` (the default) leaves the usual format.
+
+Fields: ``ts``, ``level``, ``logger``, ``message``, ``service``, ``pid``; ``trace_id``/``span_id`` inside a
+span; ``task_id``/``task_name``/``queue``/``retries`` inside a task; ``exception`` (formatted traceback) and
+``stack_info`` when the record has them; and any ``extra=`` fields.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-from datetime import UTC, datetime
 from typing import Any
 
+from celery import current_task
 from opentelemetry import trace
+from pythonjsonlogger.core import RESERVED_ATTRS
+from pythonjsonlogger.json import JsonFormatter as _LibraryJsonFormatter
 
-#: Fields of a LogRecord that are not user extras.
-_STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
+from taskfleet_core.settings import ObservabilitySettings, load
+
+#: LogRecord attributes every line carries ...
+_FIELDS = ("levelname", "name", "message", "process")
+#: ... and the names they get in a JSON line (python-json-logger's ``exc_info`` is the formatted traceback).
+_RENAMES = {"levelname": "level", "name": "logger", "process": "pid", "exc_info": "exception"}
 
 
 def json_enabled() -> bool:
+<<<<<<< HEAD
     from taskfleet_core.settings import ObservabilitySettings, load
 
     return load(ObservabilitySettings).log_format == "json"
+=======
+    return load(ObservabilitySettings).log_format == "json"
+>>>>>>> obs
 
 
-class JsonFormatter(logging.Formatter):
+class JsonFormatter(_LibraryJsonFormatter):
+    """python-json-logger's formatter, plus the service name, the current span's ids and the running task."""
+
     def __init__(self, service: str) -> None:
-        super().__init__()
-        self.service = service
+        super().__init__(
+            _FIELDS,
+            rename_fields=_RENAMES,
+            static_fields={"service": service},
+            reserved_attrs=[*RESERVED_ATTRS, "taskName"],
+            timestamp="ts",
+            json_ensure_ascii=False,
+        )
 
-    def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-            "service": self.service,
-            "pid": record.process,
-        }
+    def add_fields(self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]) -> None:
+        super().add_fields(log_data, record, message_dict)
         context = trace.get_current_span().get_span_context()
         if context.is_valid:
-            entry["trace_id"] = format(context.trace_id, "032x")
-            entry["span_id"] = format(context.span_id, "016x")
-        entry |= _task_fields()
-        for key, value in record.__dict__.items():
-            if key not in _STANDARD and not key.startswith("_") and key not in entry:
-                entry[key] = value if isinstance(value, str | int | float | bool | None) else repr(value)
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, ensure_ascii=False)
+            log_data["trace_id"] = format(context.trace_id, "032x")
+            log_data["span_id"] = format(context.span_id, "016x")
+        log_data |= _task_fields()
 
 
 def _task_fields() -> dict[str, Any]:
-    from celery import current_task
-
     task = current_task
     if not task or not task.request or task.request.id is None or task.request.called_directly:
         return {}

@@ -18,11 +18,15 @@ import logging
 import os
 import re
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, multiprocess, start_http_server, values
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
+
+from taskfleet_core.observability import probes
 
 log = logging.getLogger(__name__)
 
@@ -86,12 +90,6 @@ TASK_RETRIES_BY_REASON = Counter(
 TASK_THROTTLED = Counter(
     "taskfleet_task_throttled", "Runs deferred by the queue's fleet-wide rate limit.", ("name", "queue_name")
 )
-WORKER_HEARTBEAT = Gauge(
-    "taskfleet_worker_heartbeat_timestamp_seconds",
-    "Last time the worker's event loop ticked (unix seconds).",
-    ("hostname", "queue_name"),
-    multiprocess_mode="max",
-)
 BEAT_SENDS = Counter("taskfleet_beat_sends", "Tasks Beat published, per schedule entry.", ("entry", "name"))
 BEAT_LAST_SEND = Gauge(
     "taskfleet_beat_last_send_timestamp_seconds",
@@ -129,7 +127,8 @@ def enable_multiprocess(default_dir: Path) -> Path:
     for stale in path.glob("*.db"):  # only prometheus-client's files: the variable may name a shared dir
         stale.unlink()
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path)
-    values.ValueClass = values.get_value_class()  # chosen at import; re-read now the variable is set
+    # chosen at import; re-read now the variable is set (prometheus-client leaves get_value_class unannotated)
+    values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]
     return path
 
 
@@ -147,6 +146,11 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def mark_process_dead(pid: int, path: Path) -> None:
+    """Drop ``pid``'s live gauges from the merged view (prometheus-client leaves this function unannotated)."""
+    multiprocess.mark_process_dead(pid, str(path))  # type: ignore[no-untyped-call]
+
+
 def mark_dead_processes(path: Path) -> list[int]:
     """Drop the live gauges of processes that are gone (no ``worker_process_shutdown`` for an OOM kill)."""
     dead = set()
@@ -155,7 +159,7 @@ def mark_dead_processes(path: Path) -> list[int]:
         if match and not _alive(int(match.group(1))):
             dead.add(int(match.group(1)))
     for pid in dead:
-        multiprocess.mark_process_dead(pid, str(path))
+        mark_process_dead(pid, path)
     return sorted(dead)
 
 
@@ -164,11 +168,36 @@ class _MultiProcessView(Collector):
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._collector = multiprocess.MultiProcessCollector(None, path=str(path))
+        # prometheus-client leaves MultiProcessCollector unannotated
+        self._collector = multiprocess.MultiProcessCollector(None, path=str(path))  # type: ignore[no-untyped-call]
 
-    def collect(self) -> Iterable:  # type: ignore[override]
+    def collect(self) -> Iterable[Metric]:
         mark_dead_processes(self.path)
-        return self._collector.collect()
+        merged: Iterable[Metric] = self._collector.collect()  # type: ignore[no-untyped-call]
+        return merged
+
+
+class HeartbeatCollector(Collector):
+    """``taskfleet_worker_heartbeat_timestamp_seconds``: the liveness probe's heartbeat file, read at scrape time.
+
+    The worker has one heartbeat, the file ``probes.HeartbeatStep`` refreshes from the consumer's timer; this gauge
+    is its modification time, so a wedged event loop shows here exactly when the liveness probe sees it.
+    """
+
+    def __init__(self, path: Path, hostname: str, queue: str) -> None:
+        self.path = path
+        self.labels = [hostname, queue]
+
+    def collect(self) -> Iterator[Metric]:
+        family = GaugeMetricFamily(
+            "taskfleet_worker_heartbeat_timestamp_seconds",
+            "Last refresh of the worker's heartbeat file by its event loop (unix seconds).",
+            labels=["hostname", "queue_name"],
+        )
+        refreshed = probes.last_beat(self.path)
+        if refreshed is not None:
+            family.add_metric(self.labels, refreshed)
+        yield family
 
 
 def multiprocess_registry(path: Path) -> CollectorRegistry:

@@ -1,7 +1,9 @@
 """Cheap, truthful probes: files on local disk, never a round trip through the broker.
 
 * liveness: ``<dir>/<name>.heartbeat``, refreshed by ``HeartbeatStep`` from the worker's own timer (the event
-  loop that consumes), so a wedged main process stops refreshing it;
+  loop that consumes), so a wedged main process stops refreshing it. This file is the worker's only heartbeat:
+  the gauge ``taskfleet_worker_heartbeat_timestamp_seconds`` is its modification time read at scrape time
+  (``metrics.HeartbeatCollector``), not a second timer, so the probe and the alert cannot disagree;
 * readiness: ``<dir>/<name>.ready``, written on ``worker_ready`` and removed on ``worker_shutdown``.
 
 ``python -m taskfleet_core.observability.probes live|ready --name worker-email`` exits 0 when healthy and 1
@@ -36,6 +38,10 @@ def max_age_seconds() -> float:
     return float(os.environ.get("WORKER_HEARTBEAT_MAX_AGE_SECONDS", DEFAULT_MAX_AGE_SECONDS))
 
 
+def worker_probe_name(queue: str) -> str:
+    return f"worker-{queue}"
+
+
 def heartbeat_path(name: str, directory: Path | None = None) -> Path:
     return (directory or health_dir()) / f"{name}.heartbeat"
 
@@ -56,25 +62,40 @@ def discard(path: Path) -> None:
     path.unlink(missing_ok=True)
 
 
+def last_beat(path: Path) -> float | None:
+    """When the heartbeat file was last refreshed (unix seconds), or None before the first refresh."""
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:
+        return None
+
+
 def install(app: Celery) -> None:
     """Add the heartbeat bootstep and the ready-file signal handlers to a worker app.
 
     The step class is built here so that importing this module (the probe CLI) stays free of Celery.
     """
+    # Imported here, not at the top: the probe CLI imports this module and must stay free of Celery and pydantic
+    # (tests/runtime_k8s/test_worker_probes.py checks it); only a worker calls install().
     from celery import bootsteps
     from celery.signals import worker_ready, worker_shutdown
 
     from taskfleet_core.settings import ProbeSettings, load
 
+<<<<<<< HEAD
     settings = load(ProbeSettings)
     name = f"worker-{app.conf.taskfleet_queue}"
+=======
+    settings = load_settings()
+    name = worker_probe_name(app.conf.taskfleet_queue)
+>>>>>>> obs
     beat_file = heartbeat_path(name, settings.worker_health_dir)
     ready_file = ready_path(name, settings.worker_health_dir)
 
     class HeartbeatStep(bootsteps.StartStopStep):
         """Refreshes the heartbeat from the worker's own timer; clears a ready file a previous run left."""
 
-        requires = {"celery.worker.components:Timer"}
+        requires = ("celery.worker.components:Timer",)
 
         def __init__(self, worker: Any, **kwargs: Any) -> None:
             super().__init__(worker, **kwargs)
@@ -108,10 +129,10 @@ def check(kind: str, name: str) -> tuple[bool, str]:
     """(healthy, reason) for ``live`` (fresh heartbeat) or ``ready`` (ready file and fresh heartbeat)."""
     max_age = max_age_seconds()
     beat = heartbeat_path(name)
-    try:
-        age = time.time() - beat.stat().st_mtime
-    except FileNotFoundError:
+    refreshed = last_beat(beat)
+    if refreshed is None:
         return False, f"{beat} does not exist (not started yet?)"
+    age = time.time() - refreshed
     if age > max_age:
         return False, f"{beat} is {age:.0f}s old (limit {max_age:.0f}s): the event loop is stuck"
     if kind == "ready" and not ready_path(name).exists():

@@ -168,19 +168,6 @@ def _ready(sender: Any = None, **_: Any) -> None:
         metrics.TASK_THROTTLED.labels(name, _state["worker"])
     metrics.WORKER_UP.labels(_state["nodename"]).set(1)
     metrics.WORKER_TASKS_ACTIVE.labels(_state["nodename"])
-    _beat_heartbeat()
-    timer = getattr(sender, "timer", None)
-    if timer is not None:
-        # runs on the consumer's event loop: it stops when the loop hangs, unlike a thread would
-        timer.call_repeatedly(HEARTBEAT_SECONDS, _beat_heartbeat)
-
-
-#: How often the worker's event loop refreshes its heartbeat gauge.
-HEARTBEAT_SECONDS = 10.0
-
-
-def _beat_heartbeat() -> None:
-    metrics.WORKER_HEARTBEAT.labels(_state["nodename"], _state["worker"]).set(time.time())
 
 
 def _shutdown(**_: Any) -> None:

@@ -18,10 +18,16 @@ import os
 from typing import Any
 
 from opentelemetry import trace
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.instrumentation.celery import CeleryInstrumentor
+from opentelemetry.instrumentation.redis import RedisInstrumentor
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 log = logging.getLogger(__name__)
 
-_provider: Any = None
+_provider: TracerProvider | None = None
 
 
 def enabled() -> bool:
@@ -39,20 +45,13 @@ def configure(service_name: str, *, celery: bool = True, clients: bool = True) -
     global _provider
     if _provider is not None or not enabled():
         return _provider is not None
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-    from opentelemetry.sdk.resources import Resource
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor
-
     os.environ.setdefault("OTEL_SERVICE_NAME", service_name)
     provider = TracerProvider(resource=Resource.create())
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     trace.set_tracer_provider(provider)
     _provider = provider
     if celery:
-        from opentelemetry.instrumentation.celery import CeleryInstrumentor
-
-        CeleryInstrumentor().instrument(tracer_provider=provider)
+        CeleryInstrumentor().instrument(tracer_provider=provider)  # type: ignore[no-untyped-call]
     if clients:
         instrument_libraries()
     log.info("tracing on: service %s", os.environ["OTEL_SERVICE_NAME"])
@@ -68,8 +67,9 @@ def instrument_libraries() -> None:
     """
     if not enabled():
         return
+    # Imported here on purpose: these import SQLAlchemy and HTTPX, which are not dependencies of taskfleet-core
+    # (the Beat and queue-exporter images lack them); only services that have them call this function.
     from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
-    from opentelemetry.instrumentation.redis import RedisInstrumentor
     from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 
     for instrumentor in (RedisInstrumentor(), HTTPXClientInstrumentor(), SQLAlchemyInstrumentor()):

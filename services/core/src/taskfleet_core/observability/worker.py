@@ -16,8 +16,8 @@ from typing import Any
 
 from celery import Celery, signals
 
-from taskfleet_core.observability import logs, metrics, task_metrics, tracing
-from taskfleet_core.settings import ObservabilitySettings, load
+from taskfleet_core.observability import logs, metrics, probes, task_metrics, tracing
+from taskfleet_core.settings import ObservabilitySettings, ProbeSettings, load
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +43,12 @@ def _main_init(sender: str = "", **_: Any) -> None:
     settings = load(ObservabilitySettings)
     if settings.metrics_port is None:
         return
-    path = metrics.enable_multiprocess(metrics.default_worker_dir(_queue["name"]))
-    metrics.serve(settings.metrics_port, settings.metrics_addr, metrics.multiprocess_registry(path))
+    queue = _queue["name"]
+    path = metrics.enable_multiprocess(metrics.default_worker_dir(queue))
+    registry = metrics.multiprocess_registry(path)
+    heartbeat = probes.heartbeat_path(probes.worker_probe_name(queue), load(ProbeSettings).worker_health_dir)
+    registry.register(metrics.HeartbeatCollector(heartbeat, sender, queue))  # the probe file, not a second timer
+    metrics.serve(settings.metrics_port, settings.metrics_addr, registry)
 
 
 def _is_prefork(worker: Any) -> bool:
@@ -75,9 +79,7 @@ def _child_shutdown(**_: Any) -> None:
     tracing.flush()
     path = metrics.multiprocess_dir()
     if path is not None:
-        from prometheus_client import multiprocess
-
-        multiprocess.mark_process_dead(os.getpid(), str(path))
+        metrics.mark_process_dead(os.getpid(), path)
 
 
 def _json_logs(logger: logging.Logger | None = None, **_: Any) -> None:

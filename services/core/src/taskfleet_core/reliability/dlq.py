@@ -17,7 +17,7 @@ import json
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -175,7 +175,7 @@ class DeadLetterQueue:
         return None if raw is None else DeadLetter.from_json(raw)
 
     def sizes(self) -> dict[str, int]:
-        """Entries per queue (the DLQ size metric)."""
+        """Entries per queue (the queue exporter's ``taskfleet_dlq_length`` gauge)."""
         pipe = self.client.pipeline(transaction=False)
         for name in QUEUES:
             pipe.zcard(DLQ_INDEX_KEY.format(queue=name))
@@ -235,23 +235,3 @@ def dead_letter_queue() -> DeadLetterQueue:
     from taskfleet_core.broker.client import client
 
     return DeadLetterQueue(client())
-
-
-class DlqSizeCollector:
-    """Prometheus collector: ``taskfleet_dlq_size{queue}`` read from Valkey at scrape time."""
-
-    def __init__(self, client_factory: Callable[[], redis.Redis]) -> None:
-        self.client_factory = client_factory
-
-    def collect(self) -> Iterator[Any]:
-        from prometheus_client.core import GaugeMetricFamily
-
-        help_text = "Dead-lettered jobs waiting for an operator."
-        family = GaugeMetricFamily("taskfleet_dlq_size", help_text, labels=["queue"])
-        try:
-            sizes = DeadLetterQueue(self.client_factory()).sizes()
-        except redis.RedisError:
-            return
-        for queue, size in sizes.items():
-            family.add_metric([queue], size)
-        yield family
