@@ -28,13 +28,7 @@ _RENAMES = {"levelname": "level", "name": "logger", "process": "pid", "exc_info"
 
 
 def json_enabled() -> bool:
-<<<<<<< HEAD
-    from taskfleet_core.settings import ObservabilitySettings, load
-
     return load(ObservabilitySettings).log_format == "json"
-=======
-    return load(ObservabilitySettings).log_format == "json"
->>>>>>> obs
 
 
 class JsonFormatter(_LibraryJsonFormatter):

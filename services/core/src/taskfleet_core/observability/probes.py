@@ -82,13 +82,8 @@ def install(app: Celery) -> None:
 
     from taskfleet_core.settings import ProbeSettings, load
 
-<<<<<<< HEAD
     settings = load(ProbeSettings)
-    name = f"worker-{app.conf.taskfleet_queue}"
-=======
-    settings = load_settings()
     name = worker_probe_name(app.conf.taskfleet_queue)
->>>>>>> obs
     beat_file = heartbeat_path(name, settings.worker_health_dir)
     ready_file = ready_path(name, settings.worker_health_dir)
 
