@@ -10,8 +10,9 @@ import time
 from pathlib import Path
 
 import redis
+from taskfleet_core.broker.keys import DLQ_INDEX_KEY as DLQ_KEY
 from taskfleet_core.observability.task_metrics import SENT_AT_HEADER
-from taskfleet_queue_exporter.exporter import DLQ_KEY, QueueCollector, oldest_sent_at
+from taskfleet_queue_exporter.exporter import QueueCollector, oldest_sent_at
 
 CHILD = """
 import os, sys

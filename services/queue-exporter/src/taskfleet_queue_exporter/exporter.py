@@ -22,7 +22,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from taskfleet_core.broker.client import client
 from taskfleet_core.broker.depths import queue_depths
-from taskfleet_core.broker.keys import KEY_PREFIX
+from taskfleet_core.broker.keys import DLQ_INDEX_KEY
 from taskfleet_core.observability import logs, metrics
 from taskfleet_core.observability.task_metrics import SENT_AT_HEADER
 from taskfleet_core.settings import load_settings
@@ -30,8 +30,6 @@ from taskfleet_core.tasks.queues import QUEUES
 
 log = logging.getLogger("taskfleet.queue_exporter")
 
-#: Where a queue's dead letters are kept (issue 7's DLQ); any Valkey type is counted.
-DLQ_KEY = KEY_PREFIX + "dlq:{queue}"
 #: Seconds between two ``inspect`` broadcasts for consumer counts.
 CONSUMER_REFRESH_SECONDS = 15.0
 #: Exporter port when ``METRICS_PORT`` is unset (celery-exporter's).
@@ -100,7 +98,7 @@ class QueueCollector(Collector):
         for spec in QUEUES.values():
             for name in spec.waiting_lists():
                 pipe.lindex(name, -1)  # kombu LPUSHes and BRPOPs: the tail is the oldest
-            pipe.type(DLQ_KEY.format(queue=spec.name))
+            pipe.type(DLQ_INDEX_KEY.format(queue=spec.name))
         replies = iter(pipe.execute())
         ages: dict[str, float] = {}
         dlq_types: dict[str, str] = {}
@@ -148,7 +146,7 @@ class QueueCollector(Collector):
         pipe = self.valkey.pipeline(transaction=False)
         counted = [(q, t) for q, t in types.items() if t in _LENGTH]
         for queue, kind in counted:
-            getattr(pipe, _LENGTH[kind])(DLQ_KEY.format(queue=queue))
+            getattr(pipe, _LENGTH[kind])(DLQ_INDEX_KEY.format(queue=queue))
         sizes = dict(zip((q for q, _ in counted), pipe.execute(), strict=True)) if counted else {}
         for queue in QUEUES:
             dlq.add_metric([queue], sizes.get(queue, 0))

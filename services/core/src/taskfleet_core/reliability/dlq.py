@@ -24,11 +24,9 @@ from typing import Any
 
 import redis
 
-from taskfleet_core.broker.keys import KEY_PREFIX
+from taskfleet_core.broker.keys import DLQ_ENTRY_KEY, DLQ_INDEX_KEY
 from taskfleet_core.tasks.queues import QUEUES
 
-DLQ_INDEX_KEY = KEY_PREFIX + "dlq:{queue}"
-DLQ_ENTRY_KEY = KEY_PREFIX + "dlq:entry:{entry_id}"
 #: Entries older than this are dropped: long enough for a holiday, short enough to bound memory.
 RETENTION_SECONDS = 30 * 24 * 3600
 #: A traceback summary keeps the last frames only: enough to find the line, small in Valkey.

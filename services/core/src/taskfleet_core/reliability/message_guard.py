@@ -23,7 +23,7 @@ from typing import Any
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 from celery.worker.consumer import Consumer
 
-from taskfleet_core.broker.keys import KEY_PREFIX
+from taskfleet_core.broker.keys import REDELIVERY_KEY
 from taskfleet_core.reliability import dlq
 from taskfleet_core.tasks.errors import TransientError
 
@@ -31,7 +31,6 @@ log = logging.getLogger("taskfleet.dlq")
 
 #: Deliveries of one message after its first before it counts as a poison pill (kills, drains, restarts).
 MAX_REDELIVERIES = 10
-REDELIVERY_KEY = KEY_PREFIX + "redeliveries:{job_id}:{retries}"
 REDELIVERY_TTL_SECONDS = 7 * 24 * 3600
 
 #: Custom message headers show up as attributes of the task request (Celery copies them there).
