@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -71,7 +71,7 @@ class DeadLetter:
         return json.dumps(asdict(self), default=str)
 
     @classmethod
-    def from_json(cls, raw: str) -> DeadLetter:
+    def from_json(cls, raw: str | bytes) -> DeadLetter:
         data = json.loads(raw)
         return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
 
@@ -185,7 +185,7 @@ class DeadLetterQueue:
         """Matching entries, oldest first; index members whose entry expired are cleaned up on the way."""
         for name in [queue] if queue else list(QUEUES):
             index = DLQ_INDEX_KEY.format(queue=name)
-            ids = self.client.zrange(index, 0, -1)
+            ids = cast("list[str]", self.client.zrange(index, 0, -1))  # the fleet's clients decode responses
             for start in range(0, len(ids), 200):
                 chunk = ids[start : start + 200]
                 raws = self.client.mget([DLQ_ENTRY_KEY.format(entry_id=i) for i in chunk])

@@ -55,7 +55,7 @@ class TokenLock(Lock):
         self.reentrant = reentrant
         self._reacquire_token = client.register_script(Lock.LUA_REACQUIRE_SCRIPT)
         if token:  # a handle on a lock taken elsewhere: its token travelled here
-            self.local.token = client.get_encoder().encode(token)
+            self.local.token = token.encode()  # bytes, as Lock.acquire stores it
 
     @property
     def token(self) -> str:
