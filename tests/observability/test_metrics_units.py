@@ -10,8 +10,8 @@ import time
 from pathlib import Path
 
 import redis
+from taskfleet_core.broker.keys import DLQ_INDEX_KEY
 from taskfleet_core.observability.task_metrics import SENT_AT_HEADER
-from taskfleet_core.reliability.dlq import DLQ_INDEX_KEY
 from taskfleet_queue_exporter.exporter import QueueCollector, oldest_sent_at
 
 CHILD = """

@@ -10,7 +10,7 @@ left waiting (Beat tests send the scheduled syncs to a queue nobody consumes the
 from __future__ import annotations
 
 import pytest
-from taskfleet_core.reliability.ratelimit import RATE_KEY
+from taskfleet_core.broker.keys import RATE_KEY
 from taskfleet_core.tasks.app import create_app
 from taskfleet_core.tasks.queues import QUEUES
 from taskfleet_data.models import Grant

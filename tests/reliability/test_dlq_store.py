@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from taskfleet_core.broker import keys
 from taskfleet_core.reliability import dlq
 
 
@@ -53,6 +54,6 @@ def test_paging_and_filters(store: dlq.DeadLetterQueue) -> None:
 
 def test_entries_expire_and_their_index_is_cleaned(store: dlq.DeadLetterQueue, redis_client) -> None:
     entry = failure(store, "short-lived")
-    redis_client.delete(dlq.DLQ_ENTRY_KEY.format(entry_id=entry.id))  # what the TTL does
+    redis_client.delete(keys.DLQ_ENTRY_KEY.format(entry_id=entry.id))  # what the TTL does
     assert list(store.iter()) == [] and store.sizes()["default"] == 0
-    assert 0 < redis_client.ttl(dlq.DLQ_ENTRY_KEY.format(entry_id=failure(store, "x").id)) <= 3600
+    assert 0 < redis_client.ttl(keys.DLQ_ENTRY_KEY.format(entry_id=failure(store, "x").id)) <= 3600

@@ -8,13 +8,14 @@ import time
 from pathlib import Path
 
 import redis
+from taskfleet_core.broker.keys import BEAT_LEADER_KEY
 
 from tests.runtime_k8s.conftest import probe
 from tests.support.processes import ServiceProcess
 
 TTL = 3
 CANARY = 0.5
-ACQUIRED = "leader lock taskfleet:beat:leader acquired"
+ACQUIRED = f"leader lock {BEAT_LEADER_KEY} acquired"
 
 
 def start_beat(env: dict[str, str], tmp: Path, name: str) -> ServiceProcess:
@@ -61,9 +62,9 @@ def test_one_beat_sends_and_a_standby_takes_over_after_sigkill(k8s_env, db: redi
         first.process.wait(5)
         before = len(senders(db))  # everything the first Beat sent, up to its death
         assert all(origin.startswith(pid_of(first)) for origin in senders(db)), "the standby stayed silent"
-        holder = db.get("taskfleet:beat:leader")
+        holder = db.get(BEAT_LEADER_KEY)
         assert holder is not None
-        while db.get("taskfleet:beat:leader") in (holder, None) and time.monotonic() - killed_at < TTL + 5:
+        while db.get(BEAT_LEADER_KEY) in (holder, None) and time.monotonic() - killed_at < TTL + 5:
             time.sleep(0.02)
         took_over = time.monotonic() - killed_at
         # The lock lapses at most TTL after the kill; the standby wakes at its expiry (it reads PTTL). The slack
@@ -81,4 +82,4 @@ def test_one_beat_sends_and_a_standby_takes_over_after_sigkill(k8s_env, db: redi
         first.stop()
         if second is not None:
             second.stop()
-    assert db.get("taskfleet:beat:leader") is None, "a Beat that stops cleanly frees the lock"
+    assert db.get(BEAT_LEADER_KEY) is None, "a Beat that stops cleanly frees the lock"

@@ -6,7 +6,8 @@ moving (due entries are marked as run) but sends nothing: the leader sent them. 
 expires after its TTL; the standby sleeps until exactly then (it reads the lock's PTTL) and takes over.
 
 Like redbeat (``redbeat::lock``, extended every tick) but without moving the schedule into Valkey: seed 000's
-table stays in code, and a standby that takes over starts from the same table.
+table stays in code, and a standby that takes over starts from the same table. The lock is the fleet's one lock
+primitive, ``TokenLock`` (taskfleet_core/reliability/locks.py), used reentrant with this process's token.
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ from typing import Any
 import redis
 from celery.beat import PersistentScheduler
 from taskfleet_core.broker import client as valkey
-from taskfleet_core.broker import keys
+from taskfleet_core.broker.keys import BEAT_LEADER_KEY
 from taskfleet_core.observability import probes
+from taskfleet_core.reliability.locks import TokenLock
 from taskfleet_core.settings import load
 from taskfleet_core.tasks.contracts import contract_for
 
@@ -32,27 +34,25 @@ from taskfleet_beat.settings import BeatSettings
 
 log = logging.getLogger("taskfleet.beat.leader")
 
-#: The lock's key; its value is the holder's token (host:pid:random), so only the holder renews or frees it.
-LOCK_KEY = keys.KEY_PREFIX + "beat:leader"
 #: Probe name of Beat's heartbeat and ready files (python -m taskfleet_core.observability.probes live --name beat).
 PROBE_NAME = "beat"
 
-_RENEW = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0"
-_RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
-
 
 class LeaderLock:
-    """SET NX PX to take the lock, a compare-and-PEXPIRE to renew it, compare-and-DEL to free it."""
+    """The leader lock: a reentrant ``TokenLock`` whose token (host:pid:random) is this process's for life.
 
-    def __init__(self, client: redis.Redis, ttl_seconds: float, key: str = LOCK_KEY) -> None:
-        self.client = client
+    Reentrant, because one ``acquire`` per refresh then means renew-or-take: the key already carries our token
+    (we lead) and its TTL is reset, or it is free and we take it, or another Beat's token is in it and nothing
+    changes. Its token is fixed at start, so ``release`` on close frees the lock only if we still lead.
+    """
+
+    def __init__(self, client: redis.Redis, ttl_seconds: float, key: str = BEAT_LEADER_KEY) -> None:
         self.key = key
         self.ttl_ms = int(ttl_seconds * 1000)
         self.token = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         #: Monotonic time until which this process may act as leader (no later than the lock's expiry).
         self.valid_until = 0.0
-        self._renew = client.register_script(_RENEW)
-        self._release = client.register_script(_RELEASE)
+        self._lock = TokenLock(client, key, ttl_seconds, token=self.token, reentrant=True)
 
     @property
     def renew_interval(self) -> float:
@@ -64,13 +64,10 @@ class LeaderLock:
         return time.monotonic() < self.valid_until
 
     def refresh(self) -> bool:
-        """Renew the lock if held, else try to take it. Any Valkey error means "not leader": stay silent."""
+        """Renew the lock if ours, else try to take it. Any Valkey error means "not leader": stay silent."""
         started = time.monotonic()
         try:
-            if self.valid_until and self._renew(keys=[self.key], args=[self.token, self.ttl_ms]):
-                ok = True
-            else:
-                ok = bool(self.client.set(self.key, self.token, nx=True, px=self.ttl_ms))
+            ok = bool(self._lock.acquire(token=self.token))
         except redis.RedisError as exc:
             log.error("beat: cannot reach Valkey for the leader lock (%s); not sending", exc)
             ok = False
@@ -80,21 +77,20 @@ class LeaderLock:
 
     def holder(self) -> str | None:
         try:
-            return self.client.get(self.key)
+            return self._lock.holder()
         except redis.RedisError:
             return None
 
     def seconds_left(self) -> float:
         """Seconds until the current holder's lock expires (0 if free or unknown)."""
         try:
-            pttl = self.client.pttl(self.key)
+            return self._lock.seconds_left() or 0.0
         except redis.RedisError:
             return 0.0
-        return max(pttl, 0) / 1000
 
     def release(self) -> None:
         with contextlib.suppress(redis.RedisError):  # else it expires on its own
-            self._release(keys=[self.key], args=[self.token])
+            self._lock.try_release()
         self.valid_until = 0.0
 
 
@@ -119,9 +115,9 @@ class LeaderScheduler(PersistentScheduler):
         leading = self.lock.refresh()
         if leading != self._leading:
             if leading:
-                log.info("beat: leader lock %s acquired (%s); sending due tasks", LOCK_KEY, self.lock.token)
+                log.info("beat: leader lock %s acquired (%s); sending due tasks", self.lock.key, self.lock.token)
             else:
-                log.warning("beat: standby, %s is held by %s; not sending", LOCK_KEY, self.lock.holder())
+                log.warning("beat: standby, %s is held by %s; not sending", self.lock.key, self.lock.holder())
         self._leading = leading
         if leading:
             self._next_refresh = now + self.lock.renew_interval

@@ -19,12 +19,10 @@ from celery import Celery
 from celery.signals import before_task_publish
 
 from taskfleet_core.broker.client import client
+from taskfleet_core.broker.keys import BINDING_KEY
 from taskfleet_core.tasks.queues import QUEUES
 
 log = logging.getLogger("taskfleet.bindings")
-
-#: kombu's Redis transport keeps each exchange's bindings in this SET (``Channel.keyprefix_queue``).
-BINDING_KEY = "_kombu.binding.{exchange}"
 
 _apps: list[Celery] = []
 

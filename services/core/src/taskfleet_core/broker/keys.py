@@ -1,19 +1,63 @@
-"""Valkey key names shared by the API, Beat and workers (one place, as arq does)."""
+"""Every Valkey key the fleet writes: one catalogue shared by the API, Beat, workers and the exporter (as arq does).
+
+Each template is formatted with ``str.format``; its comment says what the key holds and when it expires.
+Keys under ``KEY_PREFIX`` are the fleet's own; the others belong to kombu's Redis transport, which the fleet
+reads (KEDA, the exporter) or repairs (lost bindings), so their names must match kombu's exactly.
+"""
 
 KEY_PREFIX = "taskfleet:"
 
-#: Hash per submitted job: task name, queue, submitted_at. Lets the API tell "unknown id" from PENDING.
+# -- Jobs (API) ---------------------------------------------------------------------------------------------
+
+#: HASH per submitted job: task name, queue, submitted_at (and ``replay_of`` for a DLQ replay). Lets the API
+#: tell "unknown id" from PENDING. TTL: the result's TTL plus a day, plus the job's delay.
 JOB_KEY = KEY_PREFIX + "job:{job_id}"
+#: STRING "1", set by the API when a job is revoked; workers skip such a job even if they missed the
+#: broadcast. TTL: the job record's TTL plus the visibility timeout.
+REVOKED_KEY = KEY_PREFIX + "revoked:{job_id}"
+
+# -- Reliability (workers) ----------------------------------------------------------------------------------
+
+#: STRING: the holder's token (the job id) of an overlap lock on a scheduled task (reliability/locks.py).
+#: TTL: the caller's lock TTL, at most the task's hard time limit.
+LOCK_KEY = KEY_PREFIX + "lock:{name}"
+#: STRING: the JSON result of a side effect already done once (reliability/idempotency.py). TTL: 7 days.
+IDEMPOTENCY_KEY = KEY_PREFIX + "done:{scope}:{key}"
+#: STRING: the token of the copy of a job doing that effect right now (an idempotency claim).
+#: TTL: the queue's hard time limit, below the visibility timeout.
+CLAIM_KEY = KEY_PREFIX + "doing:{scope}:{key}"
+#: ZSET of a queue's dead-letter entry ids scored by dead-letter time (reliability/dlq.py). No TTL: entries
+#: older than the retention (30 days) are trimmed from it on every add.
+DLQ_INDEX_KEY = KEY_PREFIX + "dlq:{queue}"
+#: STRING: one dead-letter entry as JSON (payload, exception, traceback summary, timestamps). TTL: 30 days.
+DLQ_ENTRY_KEY = KEY_PREFIX + "dlq:entry:{entry_id}"
+#: ZSET sliding-window log of a fleet-wide rate limit, one member per slot taken (reliability/ratelimit.py).
+#: TTL: the limit's window, renewed on every slot taken.
+RATE_KEY = KEY_PREFIX + "ratelimit:{name}"
+#: STRING counter of redeliveries of one message at one retry count (reliability/message_guard.py).
+#: TTL: 7 days.
+REDELIVERY_KEY = KEY_PREFIX + "redeliveries:{job_id}:{retries}"
+
+# -- Beat ---------------------------------------------------------------------------------------------------
+
+#: STRING: the token (host:pid:random) of the one Beat that sends (taskfleet_beat/leader.py).
+#: TTL: BEAT_LOCK_TTL_SECONDS, renewed three times per TTL by the leader.
+BEAT_LEADER_KEY = KEY_PREFIX + "beat:leader"
+
+# -- kombu's Redis transport (kombu writes these; tasks/app.py names the unacked keys per queue) ------------
 
 #: kombu's separator between a queue name and its priority sub-list (``queue\x06\x16N``).
 PRIORITY_SEPARATOR = "\x06\x16"
 #: The priority steps kombu's Redis transport uses; 0 (the highest) is the bare list.
 PRIORITY_STEPS = (0, 3, 6, 9)
 
-#: Per-queue in-flight bookkeeping, so each queue's unacked work is countable on its own.
+#: Per-queue in-flight bookkeeping (HASH of unacked messages, ZSET index by delivery time, restore mutex),
+#: so each queue's unacked work is countable on its own. No TTL (kombu deletes entries on ack; the mutex
+#: expires after kombu's ``unacked_mutex_expire``).
 UNACKED_KEY = "unacked:{queue}"
 UNACKED_INDEX_KEY = "unacked_index:{queue}"
 UNACKED_MUTEX_KEY = "unacked_mutex:{queue}"
 
-#: Set by the API when a job is revoked; workers skip such a job even if they missed the broadcast.
-REVOKED_KEY = KEY_PREFIX + "revoked:{job_id}"
+#: SET of an exchange's bindings (``Channel.keyprefix_queue``); re-declared by broker/bindings.py when Valkey
+#: lost it. No TTL.
+BINDING_KEY = "_kombu.binding.{exchange}"

@@ -75,7 +75,7 @@ def dead_letter_raw(queue: str, item: Any) -> None:
 
 @functools.cache
 def _guarded_client(base: type, sep: str) -> type:
-    class GuardedClient(base):  # type: ignore[misc, valid-type]
+    class GuardedClient(base):  # type: ignore[misc]
         def parse_response(self, connection: Any, command_name: Any, **options: Any) -> Any:
             reply = super().parse_response(connection, command_name, **options)
             if command_name == "BRPOP" and reply:
@@ -90,12 +90,14 @@ def _guarded_client(base: type, sep: str) -> type:
 
 class Channel(kombu_redis.Channel):
     def _get_client(self) -> type:
-        return _guarded_client(super()._get_client(), self.sep)
+        # kombu's stubs (celery-types) leave out the transport's private hooks overridden here.
+        return _guarded_client(super()._get_client(), self.sep)  # type: ignore[misc]
 
     def _connparams(self, asynchronous: bool = False) -> dict[str, Any]:
         if self.connection.client is None:  # closing after the broker went away: no new pool can be made
             raise redis.exceptions.ConnectionError("broker connection already closed")
-        return super()._connparams(asynchronous=asynchronous)
+        params: dict[str, Any] = super()._connparams(asynchronous=asynchronous)  # type: ignore[misc]
+        return params
 
 
 class Transport(kombu_redis.Transport):

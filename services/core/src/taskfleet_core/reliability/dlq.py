@@ -20,15 +20,13 @@ import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import redis
 
-from taskfleet_core.broker.keys import KEY_PREFIX
+from taskfleet_core.broker.keys import DLQ_ENTRY_KEY, DLQ_INDEX_KEY
 from taskfleet_core.tasks.queues import QUEUES
 
-DLQ_INDEX_KEY = KEY_PREFIX + "dlq:{queue}"
-DLQ_ENTRY_KEY = KEY_PREFIX + "dlq:entry:{entry_id}"
 #: Entries older than this are dropped: long enough for a holiday, short enough to bound memory.
 RETENTION_SECONDS = 30 * 24 * 3600
 #: A traceback summary keeps the last frames only: enough to find the line, small in Valkey.
@@ -73,7 +71,7 @@ class DeadLetter:
         return json.dumps(asdict(self), default=str)
 
     @classmethod
-    def from_json(cls, raw: str) -> DeadLetter:
+    def from_json(cls, raw: str | bytes) -> DeadLetter:
         data = json.loads(raw)
         return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
 
@@ -187,7 +185,7 @@ class DeadLetterQueue:
         """Matching entries, oldest first; index members whose entry expired are cleaned up on the way."""
         for name in [queue] if queue else list(QUEUES):
             index = DLQ_INDEX_KEY.format(queue=name)
-            ids = self.client.zrange(index, 0, -1)
+            ids = cast("list[str]", self.client.zrange(index, 0, -1))  # the fleet's clients decode responses
             for start in range(0, len(ids), 200):
                 chunk = ids[start : start + 200]
                 raws = self.client.mget([DLQ_ENTRY_KEY.format(entry_id=i) for i in chunk])

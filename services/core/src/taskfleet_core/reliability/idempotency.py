@@ -7,31 +7,27 @@ longer than any retry or redelivery window, short enough not to grow forever.
 ``run_once(key, effect)`` is the whole pattern for any side-effecting task (email, notification,
 statistics): the stored result if done, else a short claim so two copies running at the same
 time (a redelivery racing the original) cannot both do the effect -- the loser gets a
-``TransientError`` and is retried later, when it finds the result.
+``TransientError`` and is retried later, when it finds the result. The claim is a ``TokenLock``
+(reliability/locks.py) with a fresh token and no re-entry: a second copy of the same job is refused too.
 """
 
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import redis
 
-from taskfleet_core.broker.keys import KEY_PREFIX
+from taskfleet_core.broker.keys import CLAIM_KEY, IDEMPOTENCY_KEY
+from taskfleet_core.reliability.locks import TokenLock
 from taskfleet_core.tasks.errors import TransientError
 
-IDEMPOTENCY_KEY = KEY_PREFIX + "done:{scope}:{key}"
-CLAIM_KEY = KEY_PREFIX + "doing:{scope}:{key}"
 DEFAULT_TTL_SECONDS = 7 * 24 * 3600
 #: How long a claim outlives a crashed holder: the queues' hard time limit (the effect cannot run longer).
 DEFAULT_CLAIM_SECONDS = 1800
 
 T = TypeVar("T")
-
-# Release the claim only if it is still ours (it may have expired and been taken by another copy).
-_RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
 
 
 class EffectInProgress(TransientError):
@@ -59,9 +55,8 @@ class IdempotencyStore:
         previous = self.previous(key)
         if previous is not None:
             return previous, True
-        claim = CLAIM_KEY.format(scope=self.scope, key=key)
-        token = uuid.uuid4().hex
-        if not self.client.set(claim, token, nx=True, ex=claim_seconds):
+        claim = TokenLock(self.client, CLAIM_KEY.format(scope=self.scope, key=key), claim_seconds)
+        if not claim.acquire():
             raise EffectInProgress(f"{self.scope}:{key} is being done by another copy of this job")
         try:
             previous = self.previous(key)  # finished between our check and our claim
@@ -71,7 +66,7 @@ class IdempotencyStore:
             self.remember(key, result)
             return result, False
         finally:
-            self.client.eval(_RELEASE, 1, claim, token)
+            claim.try_release()  # only if still ours: it may have expired and been taken by another copy
 
 
 def claim_seconds(queue: str) -> int:

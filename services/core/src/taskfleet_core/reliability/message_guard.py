@@ -23,7 +23,7 @@ from typing import Any
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 from celery.worker.consumer import Consumer
 
-from taskfleet_core.broker.keys import KEY_PREFIX
+from taskfleet_core.broker.keys import REDELIVERY_KEY
 from taskfleet_core.reliability import dlq
 from taskfleet_core.tasks.errors import TransientError
 
@@ -31,7 +31,6 @@ log = logging.getLogger("taskfleet.dlq")
 
 #: Deliveries of one message after its first before it counts as a poison pill (kills, drains, restarts).
 MAX_REDELIVERIES = 10
-REDELIVERY_KEY = KEY_PREFIX + "redeliveries:{job_id}:{retries}"
 REDELIVERY_TTL_SECONDS = 7 * 24 * 3600
 
 #: Custom message headers show up as attributes of the task request (Celery copies them there).
@@ -42,9 +41,10 @@ def _raw_body(message: Any) -> str:
     body = getattr(message, "body", None)
     if isinstance(body, bytes):
         try:
-            body = body.decode("utf-8")
+            text = body.decode("utf-8")
         except UnicodeDecodeError:
-            body = base64.b64encode(body).decode("ascii")
+            text = base64.b64encode(body).decode("ascii")
+        return text[: dlq.RAW_BODY_MAX]
     return str(body)[: dlq.RAW_BODY_MAX]
 
 
@@ -95,7 +95,7 @@ class GuardedConsumer(Consumer):
     def _queue(self) -> str:
         return getattr(self.app.conf, "taskfleet_queue", None) or "default"
 
-    def on_unknown_task(self, body: Any, message: Any, exc: BaseException) -> None:
+    def on_unknown_task(self, body: Any, message: Any, exc: Exception) -> None:
         dead_letter_message(self._queue(), message, dlq.UNKNOWN_TASK, exc)
         super().on_unknown_task(body, message, exc)
 
@@ -103,11 +103,11 @@ class GuardedConsumer(Consumer):
         dead_letter_message(self._queue(), message, dlq.MALFORMED, None)
         super().on_unknown_message(body, message)
 
-    def on_invalid_task(self, body: Any, message: Any, exc: BaseException) -> None:
+    def on_invalid_task(self, body: Any, message: Any, exc: Exception) -> None:
         dead_letter_message(self._queue(), message, dlq.MALFORMED, exc)
         super().on_invalid_task(body, message, exc)
 
-    def on_decode_error(self, message: Any, exc: BaseException) -> None:
+    def on_decode_error(self, message: Any, exc: Exception) -> None:
         dead_letter_message(self._queue(), message, dlq.MALFORMED, exc)
         super().on_decode_error(message, exc)
 

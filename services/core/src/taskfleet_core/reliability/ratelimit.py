@@ -11,10 +11,8 @@ import uuid
 
 import redis
 
-from taskfleet_core.broker.keys import KEY_PREFIX
+from taskfleet_core.broker.keys import RATE_KEY
 from taskfleet_core.tasks.queues import RateLimit
-
-RATE_KEY = KEY_PREFIX + "ratelimit:{name}"
 
 # Returns 0 when a slot was taken, else the milliseconds until the oldest entry leaves the window.
 _SLIDING_WINDOW = """

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from taskfleet_core.tasks.queues import QueueSpec
 
-MODE = "drain"
 #: Seconds beyond the hard time limit for the last task's ack, result write and process exit.
 GRACE_MARGIN_SECONDS = 30
 
