@@ -18,7 +18,7 @@ from taskfleet_data.accounts import (
     User,
     UserSession,
 )
-from taskfleet_data.db import session_scope
+from taskfleet_data.db import session_for
 from taskfleet_data.models import SyncState
 from taskfleet_worker_default.statistics import month_bounds, previous_month
 
@@ -47,7 +47,7 @@ async def _backdate(url: str, world) -> None:
     from taskfleet_data.models import Grant
 
     g, c = world.grants, world.companies
-    async with session_scope(url) as sessions, sessions() as session, session.begin():
+    async with session_for(url) as session, session.begin():
         await session.execute(
             update(Grant).where(Grant.id.in_([g["wind"], g["storage"], g["wind_closed"]])).values(first_seen_at=OCTOBER)
         )
@@ -100,7 +100,7 @@ def test_statistics_for_a_month_are_computed_once(fleet, world) -> None:
     assert stats["users_created"] == 1 and stats["companies_created"] == 0
 
     async def rows():
-        async with session_scope(fleet.database_url) as sessions, sessions() as session:
+        async with session_for(fleet.database_url) as session:
             return await session.scalar(select(func.count()).select_from(MonthlyStatistics))
 
     assert run_async(rows) == 1
@@ -113,7 +113,7 @@ def test_expired_sessions_and_tokens_are_removed(fleet, world) -> None:
     now = datetime.now(UTC)
 
     async def seed():
-        async with session_scope(fleet.database_url) as sessions, sessions() as session, session.begin():
+        async with session_for(fleet.database_url) as session, session.begin():
             user = User(email=f"sessions-{fleet.backend}@example.com", company_id=world.companies["shamba"])
             session.add(user)
             await session.flush()
@@ -174,7 +174,7 @@ def test_health_check_reports_sync_freshness_per_source(fleet, world) -> None:
     now = datetime.now(UTC)
 
     async def seed():
-        async with session_scope(fleet.database_url) as sessions, sessions() as session, session.begin():
+        async with session_for(fleet.database_url) as session, session.begin():
             session.add(
                 SyncState(source="cordis", last_run_at=now, last_success_at=now - timedelta(hours=1), last_status="ok")
             )

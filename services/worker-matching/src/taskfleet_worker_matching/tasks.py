@@ -22,8 +22,7 @@ from taskfleet_core.tasks.contracts import CompanyMatchesArgs, FinishRefreshArgs
 from taskfleet_core.tasks.errors import PermanentError
 from taskfleet_core.tasks.fleet_task import FleetTask, implements
 from taskfleet_core.tasks.queues import QUEUES
-from taskfleet_data.db import session_scope
-from taskfleet_data.migrations import ensure_schema
+from taskfleet_data.db import session_for
 
 from taskfleet_worker_matching import data
 from taskfleet_worker_matching.scoring import GrantMatrix, top_matches
@@ -35,11 +34,9 @@ REFRESH_LOCK_TTL = 3 * QUEUES["matching"].time_limit
 
 
 async def _score_and_store(company_ids: list[int], top_n: int, job_id: str | None) -> dict[str, Any]:
-    url = load_settings().database_url
-    await ensure_schema(url)
     now = datetime.now(UTC)
     started = time.perf_counter()
-    async with session_scope(url) as sessions, sessions() as session, session.begin():
+    async with session_for(load_settings().database_url) as session, session.begin():
         grants = GrantMatrix(await data.candidate_grants(session, now), now)
         profiles = await data.company_profiles(session, company_ids)
         scored = top_matches(profiles, grants, top_n)
@@ -70,9 +67,7 @@ def calculate_matches_chunk(task: FleetTask, args: MatchChunkArgs) -> dict[str, 
 
 
 async def _company_ids(active_within_days: int | None) -> list[int]:
-    url = load_settings().database_url
-    await ensure_schema(url)
-    async with session_scope(url) as sessions, sessions() as session:
+    async with session_for(load_settings().database_url) as session:
         return await data.company_ids_to_refresh(session, active_within_days, datetime.now(UTC))
 
 

@@ -34,8 +34,7 @@ from taskfleet_core.tasks.contracts import (
 from taskfleet_core.tasks.errors import PermanentError, TransientError
 from taskfleet_core.tasks.fleet_task import FleetTask, implements, task_options
 from taskfleet_core.tasks.queues import QUEUES
-from taskfleet_data.db import session_scope
-from taskfleet_data.migrations import ensure_schema
+from taskfleet_data.db import database, session_for
 
 from taskfleet_worker_sync import dedup, maintenance
 from taskfleet_worker_sync.pipeline import sync_source
@@ -64,9 +63,7 @@ def _with_session(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
     """``work(session)`` on the migrated database, through the async bridge (one engine per call)."""
 
     async def run() -> T:
-        url = _database_url()
-        await ensure_schema(url)
-        async with session_scope(url) as sessions, sessions() as session:
+        async with session_for(_database_url()) as session:
             return await work(session)
 
     return run_async(run)
@@ -155,9 +152,7 @@ def finish_sync_all(self: FleetTask, results: list[Any], full: bool = False, sou
     self.report_progress(0, 3, "deduplicating")
 
     async def finish() -> dict[str, Any]:
-        url = _database_url()
-        await ensure_schema(url)
-        async with session_scope(url) as sessions:
+        async with database(_database_url()) as sessions:
             async with sessions() as session:
                 duplicates = await dedup.deduplicate(session)
             self.report_progress(1, 3, "embedding")
@@ -191,9 +186,7 @@ def generate_grant_embeddings_task(task: FleetTask, args: EmbeddingArgs) -> dict
 @implements("pipeline.deduplicate_grants_task")
 def deduplicate_grants_task(task: FleetTask, args: DeduplicateArgs) -> dict[str, Any]:
     async def run() -> dict[str, Any]:
-        url = _database_url()
-        await ensure_schema(url)
-        async with session_scope(url) as sessions:
+        async with database(_database_url()) as sessions:
             async with sessions() as session:
                 result = await dedup.deduplicate(session, args.similarity_threshold)
             async with sessions() as session:  # duplicates leave the index, canonical grants join it

@@ -6,7 +6,9 @@ import asyncio
 
 from alembic import context
 from sqlalchemy.engine import Connection
+from taskfleet_core.settings import load_settings
 
+from taskfleet_data.engine import engine_scope
 from taskfleet_data.migrations import include_object, metadata
 
 config = context.config
@@ -26,8 +28,6 @@ def run_with(connection: Connection) -> None:
 
 
 async def run_from_url(url: str) -> None:
-    from taskfleet_data.db import engine_scope
-
     async with engine_scope(url) as engine, engine.begin() as conn:
         await conn.run_sync(run_with)
 
@@ -39,8 +39,6 @@ def main() -> None:
         return
     url = context.get_x_argument(as_dictionary=True).get("url") or config.get_main_option("sqlalchemy.url")
     if not url:
-        from taskfleet_core.settings import load_settings
-
         url = load_settings().database_url
     asyncio.run(run_from_url(url))
 
