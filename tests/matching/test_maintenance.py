@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from taskfleet_api.producer import celery_app
 from taskfleet_core.reliability.locks import OverlapLock
 from taskfleet_core.tasks.async_bridge import run_async
@@ -19,7 +19,7 @@ from taskfleet_data.accounts import (
     UserSession,
 )
 from taskfleet_data.db import session_for
-from taskfleet_data.models import SyncState
+from taskfleet_data.models import Grant, SyncState
 from taskfleet_worker_default.statistics import month_bounds, previous_month
 
 from tests.integration.helpers import wait_for_job
@@ -43,9 +43,6 @@ def world(fleet):
 
 async def _backdate(url: str, world) -> None:
     """Three grants first seen in October (one closed), two matches and one alert that month."""
-    from sqlalchemy import update
-    from taskfleet_data.models import Grant
-
     g, c = world.grants, world.companies
     async with session_for(url) as session, session.begin():
         await session.execute(
