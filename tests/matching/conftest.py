@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import redis
 from fastapi.testclient import TestClient
+from taskfleet_api.main import create_api
 from taskfleet_data.migrations import upgrade_sync
 
 from tests.conftest import API_TEST_TOKEN
@@ -59,15 +60,15 @@ def fleet(
     env = {**fleet_env, "DATABASE_URL": database_url, "REDIS_URL": redis_url}
 
     fleet = Fleet(backend, database_url, env, tmp_path_factory.mktemp(f"logs-{backend}"))
-    with applied_env({"DATABASE_URL": database_url, "REDIS_URL": redis_url}):
-        from taskfleet_api.main import create_api
-
-        with TestClient(create_api(), headers={"Authorization": f"Bearer {API_TEST_TOKEN}"}) as client:
-            fleet.api = client
-            try:
-                yield fleet
-            finally:
-                fleet.workers.stop()
+    with (
+        applied_env({"DATABASE_URL": database_url, "REDIS_URL": redis_url}),
+        TestClient(create_api(), headers={"Authorization": f"Bearer {API_TEST_TOKEN}"}) as client,
+    ):
+        fleet.api = client
+        try:
+            yield fleet
+        finally:
+            fleet.workers.stop()
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from taskfleet_data.accounts import Company, User
-from taskfleet_data.db import session_scope
+from taskfleet_data.db import session_for
 from taskfleet_data.embeddings import encode, get_embedder, grant_text
 from taskfleet_data.models import Grant
 
@@ -125,7 +125,7 @@ async def seed_world(url: str, tag: str, *, grants: dict[str, dict[str, Any]] = 
     """Insert the grants and companies above (``tag`` keeps external ids unique per test)."""
     now = datetime.now(UTC)
     world = World()
-    async with session_scope(url) as sessions, sessions() as session, session.begin():
+    async with session_for(url) as session, session.begin():
         for key, spec in grants.items():  # canonical grants first: duplicates point at them
             row = grant_row(key, spec, now, world.grants, tag)
             session.add(row)
@@ -140,7 +140,7 @@ async def seed_world(url: str, tag: str, *, grants: dict[str, dict[str, Any]] = 
 
 
 async def add_user(url: str, company_id: int, email: str, **extra: Any) -> int:
-    async with session_scope(url) as sessions, sessions() as session, session.begin():
+    async with session_for(url) as session, session.begin():
         user = User(email=email, company_id=company_id, **extra)
         session.add(user)
         await session.flush()

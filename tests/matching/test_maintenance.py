@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from taskfleet_api.producer import celery_app
 from taskfleet_core.reliability.locks import OverlapLock
 from taskfleet_core.tasks.async_bridge import run_async
@@ -18,8 +18,8 @@ from taskfleet_data.accounts import (
     User,
     UserSession,
 )
-from taskfleet_data.db import session_scope
-from taskfleet_data.models import SyncState
+from taskfleet_data.db import session_for
+from taskfleet_data.models import Grant, SyncState
 from taskfleet_worker_default.statistics import month_bounds, previous_month
 
 from tests.integration.helpers import wait_for_job
@@ -43,11 +43,8 @@ def world(fleet):
 
 async def _backdate(url: str, world) -> None:
     """Three grants first seen in October (one closed), two matches and one alert that month."""
-    from sqlalchemy import update
-    from taskfleet_data.models import Grant
-
     g, c = world.grants, world.companies
-    async with session_scope(url) as sessions, sessions() as session, session.begin():
+    async with session_for(url) as session, session.begin():
         await session.execute(
             update(Grant).where(Grant.id.in_([g["wind"], g["storage"], g["wind_closed"]])).values(first_seen_at=OCTOBER)
         )
@@ -100,7 +97,7 @@ def test_statistics_for_a_month_are_computed_once(fleet, world) -> None:
     assert stats["users_created"] == 1 and stats["companies_created"] == 0
 
     async def rows():
-        async with session_scope(fleet.database_url) as sessions, sessions() as session:
+        async with session_for(fleet.database_url) as session:
             return await session.scalar(select(func.count()).select_from(MonthlyStatistics))
 
     assert run_async(rows) == 1
@@ -113,7 +110,7 @@ def test_expired_sessions_and_tokens_are_removed(fleet, world) -> None:
     now = datetime.now(UTC)
 
     async def seed():
-        async with session_scope(fleet.database_url) as sessions, sessions() as session, session.begin():
+        async with session_for(fleet.database_url) as session, session.begin():
             user = User(email=f"sessions-{fleet.backend}@example.com", company_id=world.companies["shamba"])
             session.add(user)
             await session.flush()
@@ -174,7 +171,7 @@ def test_health_check_reports_sync_freshness_per_source(fleet, world) -> None:
     now = datetime.now(UTC)
 
     async def seed():
-        async with session_scope(fleet.database_url) as sessions, sessions() as session, session.begin():
+        async with session_for(fleet.database_url) as session, session.begin():
             session.add(
                 SyncState(source="cordis", last_run_at=now, last_success_at=now - timedelta(hours=1), last_status="ok")
             )

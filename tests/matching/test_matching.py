@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from taskfleet_api.producer import celery_app
 from taskfleet_core.tasks.async_bridge import run_async
 from taskfleet_data.accounts import MatchResult
-from taskfleet_data.db import session_scope
+from taskfleet_data.db import session_for
 
 from tests.integration.helpers import wait_for_job
 from tests.matching.fixtures import World, seed_world
@@ -25,7 +25,7 @@ def world(fleet) -> World:
 
 def match_rows(url: str, company_id: int) -> list[tuple[int, int, str | None]]:
     async def read():
-        async with session_scope(url) as sessions, sessions() as session:
+        async with session_for(url) as session:
             rows = await session.execute(
                 select(MatchResult.grant_id, MatchResult.rank, MatchResult.job_id)
                 .where(MatchResult.company_id == company_id)
@@ -119,7 +119,7 @@ def wait_for_job_result(fleet, task_id: str, timeout: float = 30) -> dict:
 
 def test_stored_rows_count_matches_the_api(fleet, world) -> None:
     async def count():
-        async with session_scope(fleet.database_url) as sessions, sessions() as session:
+        async with session_for(fleet.database_url) as session:
             return await session.scalar(select(func.count()).select_from(MatchResult))
 
     assert run_async(count) == 4 + 4  # both companies, top 4 each after the full refresh (top_n 50)

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from taskfleet_api.producer import celery_app
 from taskfleet_core.tasks.async_bridge import run_async
 from taskfleet_data.accounts import MatchResult, NotificationLog
-from taskfleet_data.db import session_scope
+from taskfleet_data.db import session_for
 from taskfleet_worker_email.notifications import window_for
 
 from tests.integration.helpers import wait_for_job
@@ -35,7 +35,7 @@ def test_window_is_the_smallest_one_the_deadline_falls_in() -> None:
 
 
 async def _add_matches(url: str, company_id: int, grant_ids: list[int]) -> None:
-    async with session_scope(url) as sessions, sessions() as session, session.begin():
+    async with session_for(url) as session, session.begin():
         for rank, grant_id in enumerate(grant_ids, start=1):
             session.add(
                 MatchResult(
@@ -51,7 +51,7 @@ async def _add_matches(url: str, company_id: int, grant_ids: list[int]) -> None:
 
 
 async def _log(url: str) -> list[NotificationLog]:
-    async with session_scope(url) as sessions, sessions() as session:
+    async with session_for(url) as session:
         return list((await session.scalars(select(NotificationLog).order_by(NotificationLog.id))).all())
 
 
@@ -139,7 +139,7 @@ def test_each_alert_is_emailed_exactly_once(fleet, smtp_server) -> None:
 
 
 async def _claim(url: str, user_id: int, grant_id: int, job_id: str, minutes_ago: int) -> None:
-    async with session_scope(url) as sessions, sessions() as session, session.begin():
+    async with session_for(url) as session, session.begin():
         session.add(
             NotificationLog(
                 user_id=user_id,

@@ -15,6 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from taskfleet_core import settings
+from taskfleet_data.embeddings import get_embedder
+from taskfleet_data.migrations import upgrade_sync
 
 from tests.support.ports import free_port
 from tests.support.processes import ServiceProcess
@@ -85,8 +88,6 @@ def feeds(feed_server: FeedServer) -> FeedServer:
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A fresh, migrated database: a SQLite file, or a new database on the session's PostgreSQL."""
-    from taskfleet_data.migrations import upgrade_sync
-
     if request.param == "sqlite":
         url = f"sqlite+aiosqlite:///{tmp_path / 'grants.db'}"
     else:
@@ -100,9 +101,6 @@ def pipeline_env(
     feeds: FeedServer, database_url: str, monkeypatch: pytest.MonkeyPatch, fleet_env: dict[str, str]
 ) -> dict[str, str]:
     """This process (and any worker started with it) syncs from the feed server into ``database_url``."""
-    from taskfleet_core import settings
-    from taskfleet_data.embeddings import get_embedder
-
     env = {**feeds.env(), "DATABASE_URL": database_url}
     for key, value in env.items():
         monkeypatch.setenv(key, value)

@@ -6,7 +6,7 @@ import asyncio
 from typing import Any
 
 from sqlalchemy import func, select
-from taskfleet_data.db import session_scope
+from taskfleet_data.db import session_for
 from taskfleet_data.models import Grant, SyncState
 
 
@@ -15,7 +15,7 @@ def run(coro: Any) -> Any:
 
 
 async def _count_by_source(url: str) -> dict[str, int]:
-    async with session_scope(url) as sessions, sessions() as session:
+    async with session_for(url) as session:
         rows = await session.execute(select(Grant.source, func.count()).group_by(Grant.source))
         return {source: count for source, count in rows}
 
@@ -25,7 +25,7 @@ def count_by_source(url: str) -> dict[str, int]:
 
 
 async def _grants(url: str, *where: Any) -> list[Grant]:
-    async with session_scope(url) as sessions, sessions() as session:
+    async with session_for(url) as session:
         return list((await session.execute(select(Grant).where(*where).order_by(Grant.id))).scalars())
 
 
@@ -39,7 +39,7 @@ def grant(url: str, source: str, external_id: str) -> Grant:
 
 
 async def _state(url: str, source: str) -> SyncState | None:
-    async with session_scope(url) as sessions, sessions() as session:
+    async with session_for(url) as session:
         return await session.get(SyncState, source)
 
 
@@ -48,7 +48,7 @@ def sync_state(url: str, source: str) -> SyncState | None:
 
 
 async def in_session(url: str, fn: Any) -> Any:
-    async with session_scope(url) as sessions, sessions() as session:
+    async with session_for(url) as session:
         return await fn(session)
 
 

@@ -6,7 +6,7 @@ import asyncio
 
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from taskfleet_data.db import engine_scope
+from taskfleet_data.engine import engine_scope
 from taskfleet_data.migrations import current_revision, head_revision, include_object, metadata, upgrade
 
 #: the pipeline's own tables; other teams' tables are checked by their tests

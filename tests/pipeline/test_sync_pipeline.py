@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import update
+from taskfleet_core import settings
 from taskfleet_data import search
 from taskfleet_data.models import Grant
 from taskfleet_worker_sync import dedup, maintenance
@@ -187,8 +188,6 @@ def test_new_and_changed_grants_are_searchable_before_any_reindex(pipeline_env, 
 
 
 def test_iati_without_a_subscription_key_fails_clearly(pipeline_env, feeds, database_url, monkeypatch):
-    from taskfleet_core import settings
-
     monkeypatch.setenv("IATI_API_KEY", "")
     settings.reload()
     result = run(sync_source("iati", full=True))

@@ -19,8 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from taskfleet_core.settings import load
 from taskfleet_data.accounts import COMPANY_SIZES, Company, MatchResult, User
-from taskfleet_data.db import create_engine
-from taskfleet_data.migrations import ensure_schema
+from taskfleet_data.db import migrated_engine
 from taskfleet_data.models import Grant
 from taskfleet_data.settings import DataSettings
 
@@ -136,9 +135,7 @@ class MatchesOut(BaseModel):
 async def session(request: Request) -> AsyncIterator[AsyncSession]:
     state = request.app.state
     if getattr(state, "accounts_engine", None) is None:
-        url = load(DataSettings).database_url
-        await ensure_schema(url)
-        state.accounts_engine = create_engine(url)
+        state.accounts_engine = await migrated_engine(load(DataSettings).database_url)
     async with async_sessionmaker(state.accounts_engine, expire_on_commit=False)() as db:
         yield db
 

@@ -28,8 +28,6 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from taskfleet_data.models import Base, JsonList, UTCDateTime, utcnow
 
-#: Deadline alert windows when a user has not chosen their own (seed: 14, 7 and 1 days).
-DEFAULT_ALERT_WINDOWS = (14, 7, 1)
 COMPANY_SIZES = ("micro", "small", "medium", "large")
 
 

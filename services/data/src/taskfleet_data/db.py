@@ -1,80 +1,52 @@
-"""Database access: SQLAlchemy 2 async engines, built inside the loop that uses them.
+"""Sessions on a migrated database: what application code uses to reach the data.
 
-Engines hold connections bound to an event loop, so a task creates its engine
-inside ``run_async``'s coroutine and disposes of it there (``engine_scope``).
-SQLite gets WAL and a busy timeout: several prefork children of one worker write
-to the same file, and a writer should wait for the lock rather than fail.
+``async with database(url) as sessions`` migrates the database at ``url`` to head the
+first time this process asks for it (then remembers it has), opens a fresh engine and
+yields a session factory; the engine is disposed of on exit, so it never outlives the
+``run_async`` loop it was built on. ``session_for(url)`` is the one-session shorthand.
+
+Workers of a fresh fleet may all start migrating at once: ``migrations.upgrade`` takes a
+cross-process lock (PostgreSQL advisory lock, a lock file next to a SQLite database), so
+the first one migrates and the others find the database at head.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
-from typing import Any
 
-from sqlalchemy import event, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-#: Seconds a SQLite writer waits for another process's write lock before failing.
-SQLITE_BUSY_TIMEOUT = 30
+from taskfleet_data.engine import create_engine
+from taskfleet_data.migrations import upgrade
 
-
-def is_sqlite(url: str) -> bool:
-    return make_url(url).get_backend_name() == "sqlite"
+#: URLs this process has migrated to head already.
+_migrated: set[str] = set()
 
 
-def sqlite_path(url: str) -> Path | None:
-    """The database file of a SQLite URL (None for in-memory or other backends)."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
-        return None
-    return Path(parsed.database)
+async def migrated_engine(url: str) -> AsyncEngine:
+    """A new engine on the database at ``url``, migrated to head first (once per process and URL).
 
-
-def _ensure_sqlite_dir(url: str) -> None:
-    path = sqlite_path(url)
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-
-
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT * 1000}")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.close()
-
-
-def create_engine(url: str) -> AsyncEngine:
-    """An async engine for ``url``; SQLite connections get WAL, busy timeout and foreign keys."""
-    _ensure_sqlite_dir(url)
-    if is_sqlite(url):
-        engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT})
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-        return engine
-    return create_async_engine(url, pool_pre_ping=True)
+    The caller disposes of it; for an engine that lives as long as the process (the API's).
+    """
+    if url not in _migrated:
+        await upgrade(url)
+        _migrated.add(url)
+    return create_engine(url)
 
 
 @asynccontextmanager
-async def engine_scope(url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(url)
+async def database(url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """A session factory on the migrated database at ``url``; its engine is disposed of on exit."""
+    engine = await migrated_engine(url)
     try:
-        yield engine
+        yield async_sessionmaker(engine, expire_on_commit=False)
     finally:
         await engine.dispose()
 
 
 @asynccontextmanager
-async def session_scope(url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    """A session factory over a fresh engine, disposed of on exit (one per ``run_async`` call)."""
-    async with engine_scope(url) as engine:
-        yield async_sessionmaker(engine, expire_on_commit=False)
-
-
-async def ping(url: str) -> str:
-    """``SELECT 1``; returns the server's dialect name."""
-    async with engine_scope(url) as engine, engine.connect() as conn:
-        await conn.execute(text("SELECT 1"))
-        return engine.dialect.name
+async def session_for(url: str) -> AsyncIterator[AsyncSession]:
+    """One session on the migrated database at ``url`` (``database(url)`` for several)."""
+    async with database(url) as sessions, sessions() as session:
+        yield session

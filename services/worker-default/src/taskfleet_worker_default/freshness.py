@@ -10,8 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
-from taskfleet_data.db import session_scope
-from taskfleet_data.migrations import ensure_schema
+from taskfleet_data.db import session_for
 from taskfleet_data.models import SyncState
 from taskfleet_data.settings import DataSettings
 
@@ -20,8 +19,7 @@ MAX_AGE = timedelta(hours=48)
 
 async def sync_freshness(settings: DataSettings, now: datetime | None = None) -> dict[str, Any]:
     now = now or datetime.now(UTC)
-    await ensure_schema(settings.database_url)
-    async with session_scope(settings.database_url) as sessions, sessions() as session:
+    async with session_for(settings.database_url) as session:
         states = {s.source: s for s in (await session.scalars(select(SyncState))).all()}
     enabled = settings.enabled_sources()
     sources: dict[str, Any] = {}

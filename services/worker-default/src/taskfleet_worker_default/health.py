@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -15,7 +16,7 @@ from taskfleet_core.settings import SmtpSettings, load
 from taskfleet_core.tasks.async_bridge import run_async
 from taskfleet_core.tasks.contracts import NoArgs
 from taskfleet_core.tasks.fleet_task import FleetTask, implements
-from taskfleet_data import db
+from taskfleet_data import engine
 from taskfleet_data.settings import DataSettings
 
 from taskfleet_worker_default.freshness import sync_freshness
@@ -53,13 +54,13 @@ def check_all(task: FleetTask | None, smtp: SmtpSettings, data: DataSettings) ->
     checks: dict[str, dict[str, Any]] = {}
     probes: dict[str, Callable[[], Awaitable[Any]]] = {
         "broker": _broker,
-        "database": lambda: db.ping(data.database_url),
+        "database": lambda: engine.ping(data.database_url),
         "smtp": lambda: _smtp(smtp),
     }
     for done, (name, probe) in enumerate(probes.items()):
         if task is not None:
             task.report_progress(done, len(probes) + 1, f"checking {name}")
-        checks[name] = run_async(lambda probe=probe: _timed(probe, timeout))
+        checks[name] = run_async(functools.partial(_timed, probe, timeout))
     if task is not None:
         task.report_progress(len(probes), len(probes) + 1, "reading queue depths")
     queues = queue_depths(client()) if checks["broker"]["ok"] else {}

@@ -15,8 +15,7 @@ from taskfleet_core.tasks.async_bridge import run_async
 from taskfleet_core.tasks.contracts import NoArgs
 from taskfleet_core.tasks.fleet_task import FleetTask, implements
 from taskfleet_data.accounts import AuthToken, UserSession
-from taskfleet_data.db import session_scope
-from taskfleet_data.migrations import ensure_schema
+from taskfleet_data.db import session_for
 from taskfleet_data.settings import DataSettings
 
 #: A revoked token is kept this long for audit, then deleted even if it has not expired.
@@ -24,10 +23,10 @@ REVOKED_TOKEN_RETENTION = timedelta(days=7)
 
 
 async def cleanup(url: str, now: datetime) -> dict[str, int]:
-    await ensure_schema(url)
-    async with session_scope(url) as sessions, sessions() as session, session.begin():
-        gone_sessions = await session.execute(delete(UserSession).where(UserSession.expires_at < now))
-        gone_tokens = await session.execute(
+    async with session_for(url) as session, session.begin():
+        conn = await session.connection()  # a Core DELETE: its result carries the rowcount
+        gone_sessions = await conn.execute(delete(UserSession).where(UserSession.expires_at < now))
+        gone_tokens = await conn.execute(
             delete(AuthToken).where(
                 or_(AuthToken.expires_at < now, AuthToken.revoked_at < now - REVOKED_TOKEN_RETENTION)
             )

@@ -20,8 +20,7 @@ from taskfleet_core.tasks.async_bridge import run_async
 from taskfleet_core.tasks.contracts import MonthlyStatisticsArgs
 from taskfleet_core.tasks.fleet_task import FleetTask, implements
 from taskfleet_data.accounts import Company, MatchResult, MonthlyStatistics, NotificationLog, User
-from taskfleet_data.db import session_scope
-from taskfleet_data.migrations import ensure_schema
+from taskfleet_data.db import database
 from taskfleet_data.models import Grant
 from taskfleet_data.settings import DataSettings
 
@@ -59,10 +58,11 @@ async def compute(session: AsyncSession, start: datetime, end: datetime) -> dict
     )
     alerts_by_window = {str(window): count for window, count in alerts}
 
-    async def created(model: Any) -> int:
-        return await session.scalar(
+    async def created(model: type[Company] | type[User]) -> int:
+        count = await session.scalar(
             select(func.count()).select_from(model).where(model.created_at >= start, model.created_at < end)
         )
+        return count or 0
 
     return {
         "period": {"start": start.isoformat(), "end": end.isoformat()},
@@ -78,8 +78,7 @@ async def compute(session: AsyncSession, start: datetime, end: datetime) -> dict
 
 
 async def statistics_for(url: str, year: int, month: int, job_id: str | None) -> dict[str, Any]:
-    await ensure_schema(url)
-    async with session_scope(url) as sessions:
+    async with database(url) as sessions:
         async with sessions() as session:
             stored = await session.scalar(
                 select(MonthlyStatistics).where(MonthlyStatistics.year == year, MonthlyStatistics.month == month)
@@ -88,16 +87,18 @@ async def statistics_for(url: str, year: int, month: int, job_id: str | None) ->
                 return _report(stored, already_computed=True)
             data = await compute(session, *month_bounds(year, month))
         async with sessions() as session, session.begin():
-            insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+            insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
             await session.execute(
                 insert(MonthlyStatistics)
                 .values(year=year, month=month, data=data, computed_at=datetime.now(UTC), job_id=job_id)
                 .on_conflict_do_nothing()
             )
         async with sessions() as session:  # ours, or the one a concurrent run stored first
-            stored = await session.scalar(
-                select(MonthlyStatistics).where(MonthlyStatistics.year == year, MonthlyStatistics.month == month)
-            )
+            stored = (
+                await session.scalars(
+                    select(MonthlyStatistics).where(MonthlyStatistics.year == year, MonthlyStatistics.month == month)
+                )
+            ).one()
             return _report(stored, already_computed=stored.job_id != job_id)
 
 

@@ -18,8 +18,7 @@ from taskfleet_core.tasks.async_bridge import run_async
 from taskfleet_core.tasks.contracts import NoArgs
 from taskfleet_core.tasks.fleet_task import FleetTask, implements
 from taskfleet_core.tasks.queues import QUEUES
-from taskfleet_data.db import engine_scope
-from taskfleet_data.migrations import ensure_schema
+from taskfleet_data.db import session_for
 from taskfleet_data.settings import DataSettings
 
 LOCK = "maintenance.vacuum_database"
@@ -27,15 +26,13 @@ LOCK_TTL = 2 * QUEUES["default"].time_limit
 
 
 async def analyze(url: str) -> dict[str, Any]:
-    await ensure_schema(url)
     started = time.perf_counter()
-    async with engine_scope(url) as engine:
-        dialect = engine.dialect.name
+    async with session_for(url) as session:
+        conn = await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        dialect = conn.dialect.name
         statements = ["ANALYZE"] if dialect == "postgresql" else ["ANALYZE", "PRAGMA optimize"]
-        async with engine.connect() as conn:
-            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-            for statement in statements:
-                await conn.execute(text(statement))
+        for statement in statements:
+            await conn.execute(text(statement))
     return {"dialect": dialect, "statements": statements, "seconds": round(time.perf_counter() - started, 3)}
 
 

@@ -22,12 +22,15 @@ harmless: ``send_email`` sends a key once.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, or_, select, update
+from sqlalchemy.dialects.postgresql import Insert as PgInsert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from taskfleet_core.settings import load
@@ -36,8 +39,7 @@ from taskfleet_core.tasks.contracts import DeadlineCheckArgs
 from taskfleet_core.tasks.errors import TransientError
 from taskfleet_core.tasks.fleet_task import FleetTask, implements
 from taskfleet_data.accounts import Company, MatchResult, NotificationLog, User
-from taskfleet_data.db import session_scope
-from taskfleet_data.migrations import ensure_schema
+from taskfleet_data.db import database
 from taskfleet_data.models import Grant
 from taskfleet_data.settings import DataSettings
 
@@ -129,13 +131,14 @@ async def due_alerts(session: AsyncSession, now: datetime, default_windows: list
     return alerts
 
 
-def _insert(session: AsyncSession):  # type: ignore[no-untyped-def]
-    return pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+def _insert(session: AsyncSession) -> Callable[[type[NotificationLog]], PgInsert | SqliteInsert]:
+    """The dialect's INSERT, which has ``ON CONFLICT DO NOTHING`` on both backends."""
+    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
 
 
 async def claim(session: AsyncSession, alert: Alert, job_id: str, now: datetime) -> int | None:
     """The log row's id when this run owns the alert (new claim, its own or a stale one), else None."""
-    inserted = await session.scalar(
+    new_claim = (
         _insert(session)(NotificationLog)
         .values(
             user_id=alert.user_id,
@@ -150,6 +153,7 @@ async def claim(session: AsyncSession, alert: Alert, job_id: str, now: datetime)
         .on_conflict_do_nothing()
         .returning(NotificationLog.id)
     )
+    inserted = await session.scalar(new_claim)
     if inserted is not None:
         return inserted
     # Already claimed: take it over only if the email was never handed on, and the claim is ours or stale.
@@ -190,9 +194,8 @@ def email_kwargs(alert: Alert, now: datetime, log_id: int) -> dict[str, Any]:
 
 async def _check(task: FleetTask, windows: list[int], job_id: str) -> dict[str, Any]:
     url = load(DataSettings).database_url
-    await ensure_schema(url)
     now = datetime.now(UTC)
-    async with session_scope(url) as sessions:
+    async with database(url) as sessions:
         async with sessions() as session:
             alerts = await due_alerts(session, now, windows)
         owned: list[tuple[Alert, int]] = []

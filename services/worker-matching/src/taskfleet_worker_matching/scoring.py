@@ -36,6 +36,10 @@ _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 _NOT_A_SECTOR = frozenset(["and", "or", "of", "the", "for", "in", "on", "to", "with", "other", "general"])
 
 
+#: An embedding: a decoded ``float32`` vector, or plain floats (tests).
+Vector = Sequence[float] | np.ndarray
+
+
 def sector_words(labels: Iterable[str]) -> frozenset[str]:
     """Lower-case words of sector labels: "Renewable Energy" -> {"renewable", "energy"}."""
     return frozenset(w for label in labels for w in _WORD.findall(label.lower()) if w not in _NOT_A_SECTOR)
@@ -46,7 +50,7 @@ class CompanyProfile:
     id: int
     country: str | None
     sectors: frozenset[str]
-    embedding: Sequence[float] | None
+    embedding: Vector | None
 
 
 @dataclass(frozen=True)
@@ -57,7 +61,7 @@ class GrantRow:
     #: ``sector_words`` of the grant's sectors and themes
     sectors: frozenset[str]
     deadline: datetime | None
-    embedding: Sequence[float] | None
+    embedding: Vector | None
     #: the labels as the source gave them, for the reasons
     sector_labels: tuple[str, ...] = ()
 
@@ -72,7 +76,8 @@ class Match:
 
 def _normalise(rows: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(rows, axis=1, keepdims=True)
-    return np.divide(rows, norms, out=np.zeros_like(rows), where=norms > 0)
+    normalised: np.ndarray = np.divide(rows, norms, out=np.zeros_like(rows), where=norms > 0)
+    return normalised
 
 
 def _vocabulary(sets: Sequence[frozenset[str]]) -> dict[str, int]:

@@ -22,8 +22,7 @@ from taskfleet_core.tasks.contracts import CompanyMatchesArgs, FinishRefreshArgs
 from taskfleet_core.tasks.errors import PermanentError
 from taskfleet_core.tasks.fleet_task import FleetTask, implements
 from taskfleet_core.tasks.queues import QUEUES
-from taskfleet_data.db import session_scope
-from taskfleet_data.migrations import ensure_schema
+from taskfleet_data.db import session_for
 from taskfleet_data.settings import DataSettings
 
 from taskfleet_worker_matching import data
@@ -36,11 +35,9 @@ REFRESH_LOCK_TTL = 3 * QUEUES["matching"].time_limit
 
 
 async def _score_and_store(company_ids: list[int], top_n: int, job_id: str | None) -> dict[str, Any]:
-    url = load(DataSettings).database_url
-    await ensure_schema(url)
     now = datetime.now(UTC)
     started = time.perf_counter()
-    async with session_scope(url) as sessions, sessions() as session, session.begin():
+    async with session_for(load(DataSettings).database_url) as session, session.begin():
         grants = GrantMatrix(await data.candidate_grants(session, now), now)
         profiles = await data.company_profiles(session, company_ids)
         scored = top_matches(profiles, grants, top_n)
@@ -71,9 +68,7 @@ def calculate_matches_chunk(task: FleetTask, args: MatchChunkArgs) -> dict[str, 
 
 
 async def _company_ids(active_within_days: int | None) -> list[int]:
-    url = load(DataSettings).database_url
-    await ensure_schema(url)
-    async with session_scope(url) as sessions, sessions() as session:
+    async with session_for(load(DataSettings).database_url) as session:
         return await data.company_ids_to_refresh(session, active_within_days, datetime.now(UTC))
 
 

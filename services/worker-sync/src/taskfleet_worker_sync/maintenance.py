@@ -53,14 +53,14 @@ async def cleanup_expired(session: AsyncSession) -> dict[str, int]:
     expired = Grant.is_active.is_(True) & (
         (Grant.deadline.is_not(None) & (Grant.deadline < now)) | (Grant.end_date.is_not(None) & (Grant.end_date < now))
     )
-    result = await session.execute(
+    conn = await session.connection()  # a Core UPDATE: its result carries the rowcount
+    result = await conn.execute(
         update(Grant)
         .where(expired)
         .values(
             is_active=False,
             status=case((Grant.status.in_(["open", "forthcoming"]), "closed"), else_=Grant.status),
         )
-        .execution_options(synchronize_session=False)
     )
     await session.commit()
     return {"deactivated": result.rowcount or 0}

@@ -136,19 +136,24 @@ def parse_datetime(value: Any) -> datetime | None:
         return datetime.combine(value, time(), UTC)
     s = str(value).strip()
     s = re.sub(r"([+-]\d{2})(\d{2})$", r"\1:\2", s)  # +0100 -> +01:00
-    try:
-        parsed = datetime.fromisoformat(s.replace("Z", "+00:00"))
-    except ValueError:
-        parsed = None
-        for fmt in _FORMATS:
-            try:
-                parsed = datetime.strptime(s, fmt)
-                break
-            except ValueError:
-                continue
-        if parsed is None:
-            return None
+    parsed = _parse_text(s)
+    if parsed is None:
+        return None
     return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _parse_text(s: str) -> datetime | None:
+    """ISO first, then the legacy formats; None when none fits."""
+    try:
+        return datetime.fromisoformat(s.replace("Z", "+00:00"))
+    except ValueError:
+        pass
+    for fmt in _FORMATS:
+        try:
+            return datetime.strptime(s, fmt)
+        except ValueError:
+            continue
+    return None
 
 
 def countries(values: Iterable[Any]) -> list[str]:

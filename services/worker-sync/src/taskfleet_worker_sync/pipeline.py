@@ -13,8 +13,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from taskfleet_core.settings import load
-from taskfleet_data.db import session_scope
-from taskfleet_data.migrations import ensure_schema
+from taskfleet_data.db import database
 from taskfleet_data.models import utcnow
 from taskfleet_data.settings import DataSettings
 
@@ -63,11 +62,9 @@ async def sync_source(
 ) -> SourceResult:
     """Sync one source; never raises for a source failure -- the result says ``failed`` and why."""
     settings = settings or load(GrantSourceSettings)
-    url = database_url or load(DataSettings).database_url
-    await ensure_schema(url)
     started = time.monotonic()
     result = SourceResult(source=source, full=full)
-    async with session_scope(url) as sessions:
+    async with database(database_url or load(DataSettings).database_url) as sessions:
         async with sessions() as session:
             state = await load_state(session, source)
             state.last_run_at = utcnow()

@@ -13,7 +13,7 @@ raises (``TransientError`` for 5xx/timeouts: retried with the queue's backoff).
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from celery import chord, group, shared_task
@@ -34,8 +34,7 @@ from taskfleet_core.tasks.contracts import (
 from taskfleet_core.tasks.errors import PermanentError, TransientError
 from taskfleet_core.tasks.fleet_task import FleetTask, implements, task_options
 from taskfleet_core.tasks.queues import QUEUES
-from taskfleet_data.db import session_scope
-from taskfleet_data.migrations import ensure_schema
+from taskfleet_data.db import database, session_for
 from taskfleet_data.settings import DataSettings
 
 from taskfleet_worker_sync import dedup, maintenance
@@ -65,9 +64,7 @@ def _with_session(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
     """``work(session)`` on the migrated database, through the async bridge (one engine per call)."""
 
     async def run() -> T:
-        url = _database_url()
-        await ensure_schema(url)
-        async with session_scope(url) as sessions, sessions() as session:
+        async with session_for(_database_url()) as session:
             return await work(session)
 
     return run_async(run)
@@ -109,7 +106,7 @@ def enabled_sources() -> list[str]:
     return [s for s in configured if s in SOURCE_TASKS]
 
 
-def orchestrate(task: FleetTask, full: bool, sources: list[str] | None) -> Any:
+def orchestrate(task: FleetTask, full: bool, sources: Sequence[str] | None) -> Any:
     """Replace ``task`` by the chord: per-source syncs, then ``finish_sync_all`` (its result is the summary)."""
     chosen = list(sources or enabled_sources())
     header = group(task.app.signature(SOURCE_TASKS[s], kwargs={"full": full}) for s in chosen)
@@ -147,18 +144,24 @@ class FinishArgs(Args):
 FINISH_CONTRACT = TaskContract(FINISH_TASK, "sync", FinishArgs, "Dedup, embeddings and reindex after the syncs")
 
 
-@shared_task(**task_options(FINISH_CONTRACT) | {"contract": FINISH_CONTRACT})
-def finish_sync_all(self: FleetTask, results: list[Any], full: bool = False, sources: list[str] | None = None) -> dict:
+def _register_finish(fn: Callable[..., dict[str, Any]]) -> FleetTask:
+    """``shared_task`` with the contract's options (an options dict, so celery-types cannot pick an overload)."""
+    registered: FleetTask = shared_task(**task_options(FINISH_CONTRACT) | {"contract": FINISH_CONTRACT})(fn)
+    return registered
+
+
+@_register_finish
+def finish_sync_all(
+    self: FleetTask, results: list[Any], full: bool = False, sources: list[str] | None = None
+) -> dict[str, Any]:
     """Chord body: deduplicate, embed, reindex; then the summary of the whole run."""
-    per_source = {}
+    per_source: dict[str, dict[str, Any]] = {}
     for source, result in zip(sources or [], results, strict=False):
         per_source[source] = result if isinstance(result, dict) else {"status": "failed", "error": repr(result)}
     self.report_progress(0, 3, "deduplicating")
 
     async def finish() -> dict[str, Any]:
-        url = _database_url()
-        await ensure_schema(url)
-        async with session_scope(url) as sessions:
+        async with database(_database_url()) as sessions:
             async with sessions() as session:
                 duplicates = await dedup.deduplicate(session)
             self.report_progress(1, 3, "embedding")
@@ -192,14 +195,12 @@ def generate_grant_embeddings_task(task: FleetTask, args: EmbeddingArgs) -> dict
 @implements("pipeline.deduplicate_grants_task")
 def deduplicate_grants_task(task: FleetTask, args: DeduplicateArgs) -> dict[str, Any]:
     async def run() -> dict[str, Any]:
-        url = _database_url()
-        await ensure_schema(url)
-        async with session_scope(url) as sessions:
+        async with database(_database_url()) as sessions:
             async with sessions() as session:
-                result = await dedup.deduplicate(session, args.similarity_threshold)
+                duplicates = await dedup.deduplicate(session, args.similarity_threshold)
             async with sessions() as session:  # duplicates leave the index, canonical grants join it
-                result["search"] = await maintenance.reindex_search(session)
-        return result
+                indexed = await maintenance.reindex_search(session)
+        return {**duplicates, "search": indexed}
 
     return run_async(run)
 

@@ -1,4 +1,4 @@
-"""Alembic migrations shipped inside the core package, run programmatically.
+"""Alembic migrations shipped inside the data package, run programmatically.
 
 ``await upgrade(url)`` (or ``upgrade_sync(url)``) brings any database to head from
 anywhere -- a worker, a test fixture, the local stack -- without an alembic.ini or
@@ -24,7 +24,9 @@ from sqlalchemy import MetaData, text
 from sqlalchemy.engine import Connection
 from taskfleet_core.tasks.async_bridge import run_async
 
-from taskfleet_data.db import engine_scope, sqlite_path
+import taskfleet_data.accounts  # noqa: F401 -- importing it registers the account tables on Base.metadata
+from taskfleet_data.engine import engine_scope, sqlite_path
+from taskfleet_data.models import Base
 
 HERE = Path(__file__).parent
 #: Arbitrary constant key of the PostgreSQL advisory lock taken around migrations.
@@ -33,9 +35,6 @@ ADVISORY_LOCK_KEY = 7_341_802_117
 
 def metadata() -> MetaData:
     """Every mapped table of the fleet (what autogenerate compares against)."""
-    import taskfleet_data.accounts  # noqa: F401 -- registers its tables on Base.metadata
-    from taskfleet_data.models import Base
-
     return Base.metadata
 
 
@@ -90,14 +89,3 @@ async def upgrade(url: str, revision: str = "head") -> None:
 
 def upgrade_sync(url: str, revision: str = "head") -> None:
     run_async(lambda: upgrade(url, revision))
-
-
-_migrated: set[str] = set()
-
-
-async def ensure_schema(url: str) -> None:
-    """``upgrade(url)`` once per process and URL: what tasks call before touching the database."""
-    if url in _migrated:
-        return
-    await upgrade(url)
-    _migrated.add(url)

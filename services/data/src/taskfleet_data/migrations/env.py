@@ -6,8 +6,11 @@ import asyncio
 
 from alembic import context
 from sqlalchemy.engine import Connection
+from taskfleet_core.settings import load
 
+from taskfleet_data.engine import engine_scope
 from taskfleet_data.migrations import include_object, metadata
+from taskfleet_data.settings import DataSettings
 
 config = context.config
 target_metadata = metadata()
@@ -26,8 +29,6 @@ def run_with(connection: Connection) -> None:
 
 
 async def run_from_url(url: str) -> None:
-    from taskfleet_data.db import engine_scope
-
     async with engine_scope(url) as engine, engine.begin() as conn:
         await conn.run_sync(run_with)
 
@@ -39,10 +40,6 @@ def main() -> None:
         return
     url = context.get_x_argument(as_dictionary=True).get("url") or config.get_main_option("sqlalchemy.url")
     if not url:
-        from taskfleet_core.settings import load
-
-        from taskfleet_data.settings import DataSettings
-
         url = load(DataSettings).database_url
     asyncio.run(run_from_url(url))
 

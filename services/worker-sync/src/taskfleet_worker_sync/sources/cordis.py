@@ -30,7 +30,9 @@ _PER_PROJECT = re.compile(r"(^|/)project-rcn-[^/]+\.json$")
 class CordisAdapter(SourceAdapter):
     name = "cordis"
 
-    async def pages(self, *, full: bool, watermark: str | None, max_pages: int | None) -> AsyncIterator[list[dict]]:
+    async def pages(
+        self, *, full: bool, watermark: str | None, max_pages: int | None
+    ) -> AsyncIterator[list[dict[str, Any]]]:
         for programme in PROGRAMMES:
             if self.page_limit_reached(max_pages):
                 return

@@ -38,7 +38,9 @@ class EuPortalAdapter(SourceAdapter):
         statuses = ["31094501", "31094502"] + (["31094503"] if full else [])
         return {"bool": {"must": [{"terms": {"type": GRANT_TYPES}}, {"terms": {"status": statuses}}]}}
 
-    async def pages(self, *, full: bool, watermark: str | None, max_pages: int | None) -> AsyncIterator[list[dict]]:
+    async def pages(
+        self, *, full: bool, watermark: str | None, max_pages: int | None
+    ) -> AsyncIterator[list[dict[str, Any]]]:
         url = self.settings.eu_portal_api_url.rstrip("/") + "/search"
         files = {
             "query": ("blob", json.dumps(self.query(full)), "application/json"),

@@ -28,7 +28,9 @@ STATUS = {
 class GcfAdapter(SourceAdapter):
     name = "gcf"
 
-    async def pages(self, *, full: bool, watermark: str | None, max_pages: int | None) -> AsyncIterator[list[dict]]:
+    async def pages(
+        self, *, full: bool, watermark: str | None, max_pages: int | None
+    ) -> AsyncIterator[list[dict[str, Any]]]:
         data = await self.get_json(self.settings.gcf_api_url.rstrip("/") + "/projects")
         if isinstance(data, dict):  # tolerate an enveloped reply
             data = data.get("data") or data.get("projects") or []

@@ -25,7 +25,9 @@ START_TYPES, END_TYPES = ("2", "1"), ("4", "3")
 class IatiAdapter(SourceAdapter):
     name = "iati"
 
-    async def pages(self, *, full: bool, watermark: str | None, max_pages: int | None) -> AsyncIterator[list[dict]]:
+    async def pages(
+        self, *, full: bool, watermark: str | None, max_pages: int | None
+    ) -> AsyncIterator[list[dict[str, Any]]]:
         key = self.settings.iati_api_key
         if not key:
             raise SourceRejected("iati: IATI_API_KEY is not set (the Datastore needs a subscription key)")

@@ -25,7 +25,9 @@ class WorldBankAdapter(SourceAdapter):
     def is_v2(self) -> bool:
         return "/v2/" in self.settings.world_bank_api_url
 
-    async def pages(self, *, full: bool, watermark: str | None, max_pages: int | None) -> AsyncIterator[list[dict]]:
+    async def pages(
+        self, *, full: bool, watermark: str | None, max_pages: int | None
+    ) -> AsyncIterator[list[dict[str, Any]]]:
         params: dict[str, Any] = {"format": "json", "fl": "*", "rows": ROWS, "srt": "boardapprovaldate", "order": "asc"}
         if not full and watermark:
             params["strdate"] = watermark[:10]
