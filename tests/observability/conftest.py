@@ -63,6 +63,7 @@ class Fleet:
 @pytest.fixture(scope="module")
 def fleet(fleet_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     root = tmp_path_factory.mktemp("observed-fleet")
+    _empty_the_queues(fleet_env["REDIS_URL"])  # earlier suites' leftovers would raise alerts of their own
     sink = OtlpSink().start()
     ports = {name: free_port() for name in ("api", "worker", "exporter", "beat")}
     env = {
@@ -115,11 +116,12 @@ def fleet(fleet_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -
     finally:
         for thing in reversed(started):
             thing.stop()
-        _leave_the_broker_clean(fleet_env["REDIS_URL"])
+        _empty_the_queues(fleet_env["REDIS_URL"])
 
 
-def _leave_the_broker_clean(url: str) -> None:
-    """Later tests share this redis-server: drop the work this module left waiting (matching has no consumer)."""
+def _empty_the_queues(url: str) -> None:
+    """The session's Valkey is shared: start from empty queues, and drop what this module left waiting (matching
+    has no consumer) for the suites after it."""
     import redis
     from taskfleet_core.tasks.queues import QUEUES
 

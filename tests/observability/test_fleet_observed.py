@@ -121,7 +121,7 @@ def test_every_dashboard_panel_has_data_and_alerts_fire(fleet: Fleet, steady_loa
     firing = wait_for_alerts(fleet, {"TaskfleetTaskHighFailureRatio", "TaskfleetQueueNoConsumers"})
     ratio = firing["TaskfleetTaskHighFailureRatio"]
     assert ratio["labels"]["name"] == CANARY and ratio["labels"]["queue_name"] == "default"
-    assert firing["TaskfleetQueueNoConsumers"]["labels"]["queue_name"] == "matching"
+    assert firing["TaskfleetQueueNoConsumers"]["labels"]["queue_name"] == "matching", "the only queue left unconsumed"
     quiet = {a["labels"]["alertname"] for a in prometheus.alerts() if a["state"] == "firing"}
     assert not quiet & {"TaskfleetBeatDown", "TaskfleetQueueMetricsAbsent", "TaskfleetWorkerHeartbeatLost"}
 
