@@ -27,7 +27,11 @@ class ServiceProcess:
                 [sys.executable, "-m", self.module, *self.args], env=self.env, stdout=log, stderr=subprocess.STDOUT
             )
         if ready_marker:
-            self.wait_for(ready_marker, timeout)
+            try:
+                self.wait_for(ready_marker, timeout)
+            except BaseException:
+                self.stop()  # a process that never got ready must not outlive the test session
+                raise
         return self
 
     def log(self) -> str:
