@@ -5,7 +5,7 @@
 
 help:
 	@echo "make up     - run the whole fleet locally (API :8000, one worker per queue, Beat, Valkey, SMTP sink)"
-	@echo "make test   - run the test suite (starts its own redis-server, SMTP server, workers)"
+	@echo "make test   - run the test suite (starts its own valkey-server, SMTP server, PostgreSQL, workers)"
 	@echo "make lint   - ruff"
 
 bootstrap:

@@ -2,7 +2,7 @@
 
     uv run python bench/bench_worker.py [--jobs 2000] [--concurrency 4]
 
-Both workers consume the same kind of message from a fresh redis-server and store the
+Both workers consume the same kind of message from a fresh valkey-server and store the
 same result; the difference is what the fleet adds per task (contract validation,
 revocation check, rate-limit check, retry policy). Prints figures and their ratios;
 absolute numbers depend on the machine, the ratios are the claim.
@@ -22,7 +22,7 @@ from celery import Celery
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.support.processes import ServiceProcess  # noqa: E402
-from tests.support.redis_server import RedisServer  # noqa: E402
+from tests.support.valkey_server import ValkeyServer  # noqa: E402
 
 
 def rss_mib(pid: int) -> float:
@@ -64,7 +64,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        redis = RedisServer(work / "redis").start()
+        redis = ValkeyServer(work / "valkey").start()
         env = {
             **os.environ,
             "REDIS_URL": redis.url,

@@ -14,3 +14,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "tests/chaos/" in str(item.fspath).replace(os.sep, "/"):
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _fleet_env(fleet_env: dict[str, str]) -> None:
+    """Every test of this suite runs against the session's servers and environment (tests/conftest.py)."""

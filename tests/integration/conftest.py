@@ -12,6 +12,11 @@ from tests.conftest import API_TEST_TOKEN
 from tests.support.processes import ServiceProcess, start_worker
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _fleet_env(fleet_env: dict[str, str]) -> None:
+    """Every test of this suite runs against the session's servers and environment (tests/conftest.py)."""
+
+
 class WorkerPool:
     """Real prefork workers started on first use and stopped with the module (start-up costs seconds)."""
 

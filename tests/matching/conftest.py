@@ -22,6 +22,12 @@ from tests.integration.conftest import WorkerPool
 from tests.support.environment import applied_env
 from tests.support.redis_server import RedisServer
 
+
+@pytest.fixture(scope="session", autouse=True)
+def _fleet_env(fleet_env: dict[str, str]) -> None:
+    """Every test of this suite runs against the session's servers and environment (tests/conftest.py)."""
+
+
 BACKENDS = ["sqlite", "postgresql"]
 _valkey_dbs = iter(range(1, 16))
 

@@ -24,6 +24,12 @@ from tests.support.ports import free_port
 from tests.support.processes import ServiceProcess
 from tests.support.reference import REPO_ROOT
 
+
+@pytest.fixture(scope="session", autouse=True)
+def _fleet_env(fleet_env: dict[str, str]) -> None:
+    """Every test of this suite runs against the session's servers and environment (tests/conftest.py)."""
+
+
 AUTH = {"Authorization": f"Bearer {API_TEST_TOKEN}"}
 OBSERVABILITY_DIR = REPO_ROOT / "infra" / "observability"
 

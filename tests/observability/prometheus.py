@@ -53,6 +53,7 @@ class Prometheus:
             stdout=log,
             stderr=subprocess.STDOUT,
         )
+        log.close()  # the child has its own descriptor
         deadline = time.monotonic() + 30
         while True:
             try:

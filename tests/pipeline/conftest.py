@@ -22,6 +22,12 @@ from taskfleet_data.migrations import upgrade_sync
 from tests.support.ports import free_port
 from tests.support.processes import ServiceProcess
 
+
+@pytest.fixture(scope="session", autouse=True)
+def _fleet_env(fleet_env: dict[str, str]) -> None:
+    """Every test of this suite runs against the session's servers and environment (tests/conftest.py)."""
+
+
 SOURCES = ("cordis", "eu_portal", "iati", "gcf", "world_bank")
 
 

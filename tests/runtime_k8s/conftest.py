@@ -13,6 +13,12 @@ import redis
 from taskfleet_core import settings
 from taskfleet_core.tasks.app import create_app
 
+
+@pytest.fixture(scope="session", autouse=True)
+def _fleet_env(fleet_env: dict[str, str]) -> None:
+    """Every test of this suite runs against the session's servers and environment (tests/conftest.py)."""
+
+
 #: A database index no other test uses: these tests count keys and list entries.
 DB = 7
 

@@ -96,6 +96,7 @@ class PostgresServer:
             cwd=self.workdir,
             **self._popen_kwargs(),  # type: ignore[arg-type]
         )
+        log.close()  # the child has its own descriptor
         deadline = time.monotonic() + timeout
         while True:
             ready = subprocess.run(

@@ -22,12 +22,16 @@ class ServiceProcess:
 
     def start(self, ready_marker: str | None = None, timeout: float = 60) -> ServiceProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", self.module, *self.args], env=self.env, stdout=log, stderr=subprocess.STDOUT
-        )
+        with self.log_path.open("ab") as log:  # the child has its own descriptor: close the parent's
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", self.module, *self.args], env=self.env, stdout=log, stderr=subprocess.STDOUT
+            )
         if ready_marker:
-            self.wait_for(ready_marker, timeout)
+            try:
+                self.wait_for(ready_marker, timeout)
+            except BaseException:
+                self.stop()  # a process that never got ready must not outlive the test session
+                raise
         return self
 
     def log(self) -> str:
