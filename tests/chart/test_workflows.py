@@ -30,10 +30,15 @@ def test_every_workflow_cancels_superseded_runs_and_limits_its_time() -> None:
             assert job["timeout-minutes"] <= 60, f"{path.name}:{name}"
 
 
-def test_ci_lints_and_runs_the_suite() -> None:
+def test_ci_lints_and_runs_the_suite_in_a_clean_clone() -> None:
     text = runs(load("ci.yml"))
     assert "ruff check" in text and "ruff format --check" in text
-    assert "./scripts/bootstrap" in text and "pytest" in text
+    assert "git clone" in text and "mktemp -d" in text, "the suite runs in a clone with nothing beside it"
+    for command in ("./scripts/bootstrap", "make test", "make typecheck"):
+        assert command in text
+    local = (REPO / ".ci" / "run").read_text()
+    for command in ("git", "clone", "mktemp -d", "make bootstrap", "make test", "make typecheck", "ruff check"):
+        assert command in local, f".ci/run lacks {command!r}"
 
 
 def test_chart_workflow_lints_templates_validates_and_checks_drift() -> None:

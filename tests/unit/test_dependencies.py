@@ -32,8 +32,6 @@ SERVICES = Path(__file__).resolve().parents[2] / "services"
 
 #: (member, imported module) -> why the import needs no declared dependency of that member.
 UNDECLARED_IMPORTS_ALLOWED: dict[tuple[str, str], str] = {
-    ("taskfleet-api", "starlette"): "FastAPI is built on it and pins its range; the API uses its middleware types",
-    ("taskfleet-core", "kombu"): "Celery's transport layer, pinned by celery (celery[redis] brings kombu[redis])",
     ("taskfleet-core", "pydantic_core"): "pydantic's core, pinned exactly by pydantic",
     ("taskfleet-data", "sentence_transformers"): (
         "optional model backend (EMBEDDING_MODEL=minilm), installed by hand; the import is guarded by ImportError"
@@ -46,10 +44,6 @@ UNIMPORTED_DEPENDENCIES_ALLOWED: dict[tuple[str, str], str] = {
     ("taskfleet-data", "aiosqlite"): "SQLAlchemy loads the driver from the URL scheme sqlite+aiosqlite://",
     ("taskfleet-data", "asyncpg"): "SQLAlchemy loads the driver from the URL scheme postgresql+asyncpg://",
     ("taskfleet-api", "uvicorn"): "the image's command runs `uvicorn --factory taskfleet_api.main:create_api`",
-    # TEMPORARY: added with the mypy tooling commit for the JSON log formatter, not imported yet
-    # (taskfleet_core/observability/logs.py formats JSON itself). Remove this entry once logs.py imports
-    # pythonjsonlogger, or drop the dependency; test_the_exceptions_are_still_needed flags it when stale.
-    ("taskfleet-core", "python-json-logger"): "declared for the JSON log formatter, not used yet",
 }
 
 
