@@ -16,8 +16,10 @@ from collections.abc import Sequence
 from celery import Celery
 from celery.signals import celeryd_after_setup
 
+from taskfleet_core.broker.client import client
 from taskfleet_core.observability import probes
 from taskfleet_core.observability import worker as worker_observability
+from taskfleet_core.reliability import housekeeping
 from taskfleet_core.settings import ObservabilitySettings, load
 from taskfleet_core.tasks.app import create_app
 from taskfleet_core.tasks.contracts import TaskContract, contracts_of_queue
@@ -57,6 +59,7 @@ def create_worker_app(queue: str, task_modules: Sequence[str]) -> Celery:
     app.conf.taskfleet_implemented = implemented
     app.conf.taskfleet_missing = missing
     probes.install(app)  # heartbeat + ready files for the Kubernetes probes
+    housekeeping.install_worker(app, client)  # promote due delayed work, return dead workers' messages
 
     @celeryd_after_setup.connect(weak=False)
     def _announce(sender, instance, conf, **_):  # type: ignore[no-untyped-def]
