@@ -19,78 +19,15 @@ FIXTURES = Path(__file__).parent / "fixtures"
 #: How many generated records each source gets besides its fixture record.
 COUNTS = {"world_bank": 56, "iati": 60, "gcf": 31, "cordis_horizon": 21, "cordis_h2020": 18, "eu_portal": 44}
 
-ACTIONS = [
-    "Climate-resilient agriculture",
-    "Solar mini-grids",
-    "Mangrove restoration",
-    "Urban flood resilience",
-    "Clean cooking",
-    "Geothermal power development",
-    "Drought early warning",
-    "Sustainable forest management",
-    "Energy efficiency in public buildings",
-    "Coastal protection",
-    "Green hydrogen pilot",
-    "Water security",
-    "Low-carbon public transport",
-    "Circular economy for plastics",
-    "Peatland conservation",
-    "Battery recycling",
-    "Wind energy integration",
-    "Climate-smart fisheries",
-]
-PLACES = [
-    ("Kenya", "KE", "KEN", "Africa"),
-    ("Uganda", "UG", "UGA", "Africa"),
-    ("Nepal", "NP", "NPL", "Asia-Pacific"),
-    ("Bangladesh", "BD", "BGD", "Asia-Pacific"),
-    ("Peru", "PE", "PER", "Latin America and the Caribbean"),
-    ("Colombia", "CO", "COL", "Latin America and the Caribbean"),
-    ("Morocco", "MA", "MAR", "Africa"),
-    ("Viet Nam", "VN", "VNM", "Asia-Pacific"),
-    ("Indonesia", "ID", "IDN", "Asia-Pacific"),
-    ("Senegal", "SN", "SEN", "Africa"),
-    ("Fiji", "FJ", "FJI", "Asia-Pacific"),
-    ("Jordan", "JO", "JOR", "Eastern Europe"),
-]
-BENEFITS = [
-    "strengthens the resilience of smallholder farmers to droughts and floods",
-    "expands access to affordable renewable electricity for rural households",
-    "restores degraded ecosystems that store carbon and protect livelihoods",
-    "reduces greenhouse gas emissions from the energy and transport sectors",
-    "builds institutional capacity for climate finance and adaptation planning",
-    "improves water management and sanitation in vulnerable communities",
-]
-WB_SECTORS = [
-    ("AX", "Agriculture, Fishing and Forestry", "Crops", "AH"),
-    ("LX", "Energy and Extractives", "Renewable Energy Solar", "LR"),
-    ("WX", "Water, Sanitation and Waste Management", "Water Supply", "WA"),
-    ("TX", "Transportation", "Urban Transport", "TU"),
-    ("FX", "Financial Sector", "Banking Institutions", "FA"),
-]
-DAC_SECTORS = [
-    ("31120", "Agricultural development"),
-    ("23230", "Solar energy for centralised grids"),
-    ("41010", "Environmental policy and administrative management"),
-    ("14020", "Water supply and sanitation - large systems"),
-    ("41030", "Bio-diversity"),
-    ("43060", "Disaster Risk Reduction"),
-]
-RESULT_AREAS = [
-    ("Energy generation and access", "Mitigation"),
-    ("Forest and land use", "Mitigation"),
-    ("Most vulnerable people and communities", "Adaptation"),
-    ("Health, food and water security", "Adaptation"),
-    ("Infrastructure and built environment", "Adaptation"),
-]
-KEYWORDS = [
-    ["Energy storage", "batteries", "sustainability"],
-    ["climate adaptation", "resilience", "water"],
-    ["hydrogen", "electrolysis", "renewable energy"],
-    ["biodiversity", "ecosystems", "nature-based solutions"],
-    ["carbon capture", "direct air capture", "negative emissions"],
-    ["smart grids", "digitalisation", "energy efficiency"],
-]
+#: Words the generator combines into plausible records (fixtures/vocabulary.json).
+_VOCABULARY = json.loads((FIXTURES / "vocabulary.json").read_text())
+ACTIONS: list[Any] = _VOCABULARY["actions"]
+PLACES: list[Any] = _VOCABULARY["places"]
+BENEFITS: list[Any] = _VOCABULARY["benefits"]
+WB_SECTORS: list[Any] = _VOCABULARY["wb_sectors"]
+DAC_SECTORS: list[Any] = _VOCABULARY["dac_sectors"]
+RESULT_AREAS: list[Any] = _VOCABULARY["result_areas"]
+KEYWORDS: list[Any] = _VOCABULARY["keywords"]
 
 
 def _iso(day: date) -> str:
