@@ -34,8 +34,11 @@ def main() -> None:
         if lines[-1]:
             partial[name] = lines[-1]
         prefix = f"{name:<{WIDTH}}| ".encode()
-        out.write(b"".join(prefix + line + b"\n" for line in lines[:-1]))
-        out.flush()
+        for line in lines[:-1]:
+            # One write a line: supervisord reads this pipe in whatever chunks it finds, and its own log lines go
+            # to the same terminal between them; a line written whole is never split.
+            out.write(prefix + line + b"\n")
+            out.flush()
         stdout.write(b"RESULT 2\nOK")
         stdout.flush()
 
