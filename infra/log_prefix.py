@@ -3,7 +3,7 @@
 supervisord writes each program's output to var/log/<name>.log; with ``stdout_events_enabled`` it also sends
 it as PROCESS_LOG events to this listener (the documented listener protocol: READY, a header line, a payload of
 ``len`` bytes, RESULT). The lines go to stderr, which supervisord passes to its own stdout: the terminal shows
-``worker-email    | ...`` as honcho did. stdout is the protocol channel, so nothing else is written there.
+``worker-email    | ...`` (one prefix per program). stdout is the protocol channel, so nothing else is written there.
 """
 
 from __future__ import annotations
