@@ -97,7 +97,7 @@ class ValkeyServer:
 
 
 def main(argv: list[str]) -> None:
-    """Replace this process with the server, passing ``argv`` through (honcho's signals reach it directly)."""
+    """Replace this process with the server, passing ``argv`` through (supervisord's signals reach it directly)."""
     binary = valkey_server_binary()
     os.execv(binary, [binary, *argv])
 
