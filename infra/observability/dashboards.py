@@ -160,6 +160,12 @@ def overview() -> dict[str, Any]:
             description="Delivered to a worker, not yet acknowledged (acks_late).",
         ),
         p(
+            "Scheduled (delayed, not scaled on)",
+            [(f"sum by (queue_name) (taskfleet_queue_scheduled{{{Q}}})", "{{queue_name}}")],
+            description="Countdowns, ETAs, retry backoffs and rate-limit deferrals waiting in Valkey's schedule"
+            " (taskfleet:scheduled:<queue>) until due; the promoter then moves them to Waiting. KEDA ignores them.",
+        ),
+        p(
             "Waiting by priority",
             [
                 (

@@ -92,6 +92,21 @@ def test_one_scaledobject_per_queue_with_every_list_and_in_flight_work(scenario:
         ]
 
 
+@pytest.mark.parametrize("scenario", ["default", "production"])
+def test_no_autoscaler_counts_scheduled_work(scenario: str) -> None:
+    """Delayed work (``taskfleet:scheduled:<queue>``, broker/schedule.py) cannot run before it is due: a pod
+    started for it would idle. Only the lists and in-flight work drive replicas."""
+    from taskfleet_core.broker import keys
+
+    prefix = keys.SCHEDULED_KEY.split("{", 1)[0]
+    scaled = by_name(render_scenario(scenario), "ScaledObject")
+    assert scaled
+    for name, obj in scaled.items():
+        for trigger in obj["spec"]["triggers"]:
+            read = " ".join(str(v) for v in trigger["metadata"].values())
+            assert prefix not in read and "scheduled" not in read, (name, trigger["metadata"])
+
+
 def test_default_list_length_is_the_queue_concurrency() -> None:
     scaled = by_name(render_scenario("production"), "ScaledObject")
     assert scaled[f"{PREFIX}-worker-sync"]["spec"]["triggers"][0]["metadata"]["listLength"] == "2"

@@ -65,7 +65,9 @@ def _clear_email(redis_client: redis.Redis) -> None:
     from taskfleet_core.tasks.queues import QUEUES
 
     spec = QUEUES["email"]
-    redis_client.delete(*spec.waiting_lists(), spec.unacked_index_key, DLQ_INDEX_KEY.format(queue="email"))
+    redis_client.delete(
+        *spec.waiting_lists(), spec.unacked_index_key, DLQ_INDEX_KEY.format(queue="email"), "taskfleet:scheduled:email"
+    )
 
 
 def test_queue_collector_counts_priority_lists_in_flight_and_dlq(redis_client: redis.Redis) -> None:
@@ -76,6 +78,7 @@ def test_queue_collector_counts_priority_lists_in_flight_and_dlq(redis_client: r
     redis_client.lpush("email\x06\x163", json.dumps({"headers": {SENT_AT_HEADER: time.time()}}))
     redis_client.zadd("unacked_index:email", {"a": 1, "b": 2})
     redis_client.zadd(DLQ_INDEX_KEY.format(queue="email"), {"x": 1})
+    redis_client.zadd("taskfleet:scheduled:email", {"later-1": time.time() + 60, "later-2": time.time() + 90})
     samples = {
         (s.name, tuple(sorted(s.labels.items()))): s.value
         for family in QueueCollector(redis_client).collect()
@@ -86,6 +89,7 @@ def test_queue_collector_counts_priority_lists_in_flight_and_dlq(redis_client: r
     assert samples[("taskfleet_queue_length_by_priority", (("priority", "3"), *q))] == 1
     assert samples[("taskfleet_queue_in_flight", q)] == 2
     assert samples[("taskfleet_dlq_length", q)] == 1
+    assert samples[("taskfleet_queue_scheduled", q)] == 2  # apart from waiting (3) and in flight (2)
     assert 41 < samples[("taskfleet_queue_oldest_message_age_seconds", q)] < 60
     _clear_email(redis_client)
 

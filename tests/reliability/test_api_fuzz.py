@@ -2,7 +2,7 @@
 
 Bounded for the normal suite: ``EXAMPLES`` cases per operation (a few hundred in all), with the
 valid token so the generated requests reach the handlers instead of stopping at 401.
-Jobs it manages to submit are removed from the session's queues afterwards.
+Jobs it manages to submit are removed from the session's queues and schedules afterwards.
 """
 
 from __future__ import annotations
@@ -28,10 +28,11 @@ CHECKS = [not_a_server_error, response_schema_conformance, content_type_conforma
 @pytest.fixture
 def drained(redis_client) -> Iterator[None]:
     yield
+    from taskfleet_core.broker import schedule
     from taskfleet_core.tasks.queues import QUEUES
 
-    for spec in QUEUES.values():
-        redis_client.delete(*spec.waiting_lists())
+    for spec in QUEUES.values():  # delayed jobs wait in the queue's schedule, not its lists
+        redis_client.delete(*spec.waiting_lists(), schedule.schedule_key(spec.name), schedule.messages_key(spec.name))
 
 
 @pytest.mark.timeout(120)

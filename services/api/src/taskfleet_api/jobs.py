@@ -10,17 +10,22 @@ from celery.result import AsyncResult
 from fastapi import APIRouter, Depends, HTTPException, Query, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
+from taskfleet_core.broker import schedule
+from taskfleet_core.broker.client import client
+from taskfleet_core.settings import load
 from taskfleet_core.tasks.contracts import CONTRACTS
-from taskfleet_core.tasks.queues import visibility_timeout
 
 from taskfleet_api.auth import require_write
 from taskfleet_api.producer import celery_app, job_record, mark_revoked, record_job
 from taskfleet_api.schemas import JobAccepted, JobError, JobRequest, JobStatus
+from taskfleet_api.settings import ApiSettings
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
 
 #: States whose meta is progress information rather than a result.
 PROGRESS_STATES = {"PROGRESS", "DEFERRED", states.STARTED, states.RETRY}
+#: States in which a job may be waiting in its queue's schedule (countdown/ETA, retry backoff, deferral).
+SCHEDULABLE_STATES = {states.PENDING, states.RETRY, "DEFERRED"}
 
 
 def _contract_errors(exc: ValidationError) -> RequestValidationError:
@@ -48,9 +53,11 @@ def submit_job(request: JobRequest) -> JobAccepted:
     delay = request.countdown or 0.0
     if request.eta is not None:
         delay = max(0.0, (request.eta - datetime.now(UTC)).total_seconds())
-    if delay >= visibility_timeout():
-        # Valkey's transport redelivers a held message after visibility_timeout: a job delayed
-        # longer would run several times (celery#2599). Schedule it with Beat instead.
+    max_delay = load(ApiSettings).api_max_delay_seconds
+    if delay > max_delay:
+        # Delayed work waits in Valkey's schedule, not in a worker, so the visibility timeout no longer
+        # bounds it. This bound is a guard: a mistyped ETA must not park a job (and memory) for years, and
+        # work that far ahead or recurring belongs to Beat's schedule.
         field = "countdown" if request.countdown is not None else "eta"
         raise RequestValidationError(
             [
@@ -58,7 +65,7 @@ def submit_job(request: JobRequest) -> JobAccepted:
                     "type": "value_error",
                     "loc": ("body", field),
                     "input": getattr(request, field),
-                    "msg": f"delay must be shorter than the broker visibility timeout ({visibility_timeout()} s)",
+                    "msg": f"delay must be at most API_MAX_DELAY_SECONDS ({max_delay} s); use Beat for later work",
                 }
             ]
         )
@@ -101,18 +108,22 @@ def get_job(job_id: str) -> JobStatus:
         status_.date_done = result.date_done.isoformat() if result.date_done else None
     elif state in PROGRESS_STATES and isinstance(info, dict):
         status_.progress = info
+    if state in SCHEDULABLE_STATES:
+        due = schedule.due_at(client(), record["queue"], job_id)
+        status_.due_at = due.isoformat() if due else None
     return status_
 
 
 @router.delete("/{job_id}", response_model=JobStatus, dependencies=[Depends(require_write)])
 def revoke_job(job_id: str, terminate: bool = Query(False, description="also stop it if already running")) -> JobStatus:
-    _known(job_id)
+    record = _known(job_id)
     result: AsyncResult[Any] = AsyncResult(job_id, app=celery_app())
     if result.state in states.READY_STATES:
         raise HTTPException(status.HTTP_409_CONFLICT, f"job {job_id} already finished ({result.state})")
     mark_revoked(job_id)
+    unscheduled = schedule.cancel(client(), record["queue"], job_id)  # waiting in the schedule: it never runs
     celery_app().control.revoke(job_id, terminate=terminate, signal="SIGTERM")
-    if result.state in (states.PENDING, "DEFERRED"):
-        # not started anywhere: it is revoked now, whichever worker would have received it
+    if unscheduled or result.state in (states.PENDING, "DEFERRED"):
+        # not started anywhere (or waiting for a retry): revoked now, whichever worker would have received it
         celery_app().backend.mark_as_revoked(job_id, reason="revoked via API")
     return get_job(job_id)

@@ -51,6 +51,7 @@ class JobStatus(BaseModel):
     error: JobError | None = None
     retries: int | None = None
     date_done: str | None = None
+    due_at: str | None = Field(None, description="ISO UTC time the job leaves the schedule, while it waits there")
 
 
 class TaskInfo(BaseModel):
@@ -67,3 +68,4 @@ class QueueInfo(BaseModel):
     waiting: int
     waiting_by_priority: dict[str, int]
     in_flight: int
+    scheduled: int = Field(description="delayed messages not due yet (countdown, ETA, retry backoff, deferral)")

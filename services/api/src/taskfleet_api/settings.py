@@ -1,4 +1,4 @@
-"""The job API's own settings: tokens, CORS, body size."""
+"""The job API's own settings: tokens, CORS, body size, longest delay."""
 
 from __future__ import annotations
 
@@ -12,3 +12,8 @@ class ApiSettings(FromEnvironment):
     api_auth_required: bool = Field(True, description="Refuse mutating requests when no token is configured")
     api_auth_read_only: bool = Field(False, description="Also require a token for read-only endpoints")
     api_cors_origins: str = Field("", description="Comma-separated allowed CORS origins; empty: CORS off")
+    api_max_delay_seconds: int = Field(
+        7 * 24 * 3600,
+        ge=1,
+        description="Longest countdown/ETA accepted (default 7 days); later or recurring work belongs to Beat",
+    )

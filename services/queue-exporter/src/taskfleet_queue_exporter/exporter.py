@@ -2,7 +2,8 @@
 
 Read straight from Valkey at every scrape, with ``broker.queue_depths`` -- the same
 numbers KEDA scales on: the list plus kombu's priority sub-lists, and in-flight
-(unacked) work per queue. Every worker exporting these would multiply them by the
+(unacked) work per queue; and, apart (KEDA does not scale on it), delayed work waiting in
+the queue's schedule in Valkey. Every worker exporting these would multiply them by the
 replica count, hence one small process. Consumer counts come from a broadcast
 ``inspect`` refreshed in the background, so a slow or missing worker never slows a scrape.
 """
@@ -114,16 +115,22 @@ class QueueCollector(Collector):
         in_flight = GaugeMetricFamily(
             "taskfleet_queue_in_flight", "Messages delivered to a worker, not yet acknowledged.", labels=["queue_name"]
         )
+        scheduled = GaugeMetricFamily(
+            "taskfleet_queue_scheduled",
+            "Delayed messages in the queue's schedule, not due yet (countdown, ETA, retry backoff, deferral).",
+            labels=["queue_name"],
+        )
         age = GaugeMetricFamily(
             "taskfleet_queue_oldest_message_age_seconds", "Age of the oldest waiting message.", labels=["queue_name"]
         )
         for queue, depth in depths.items():
             length.add_metric([queue], depth["waiting"])
             in_flight.add_metric([queue], depth["in_flight"])
+            scheduled.add_metric([queue], depth["scheduled"])
             age.add_metric([queue], ages[queue])
             for priority, n in depth["waiting_by_priority"].items():
                 by_priority.add_metric([queue, str(priority)], n)
-        yield from (length, by_priority, in_flight, age, self._dlq())
+        yield from (length, by_priority, in_flight, scheduled, age, self._dlq())
         if self.consumers is not None and self.consumers.ready.is_set():
             workers = GaugeMetricFamily(
                 "celery_active_worker_count", "Workers consuming the queue.", labels=["queue_name"]

@@ -3,6 +3,9 @@
 Waiting = the queue's list plus kombu's priority sub-lists; in flight = the queue's
 own ``unacked_index`` (delivered, not yet acknowledged). These are the numbers
 KEDA scales on, so the API shows the same ones.
+
+Scheduled = delayed messages in the queue's schedule (``taskfleet:scheduled:<queue>``,
+broker/schedule.py), not due yet: shown apart, and never scaled on (nothing can run them yet).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from typing import Any
 
 import redis
 
+from taskfleet_core.broker import keys
 from taskfleet_core.tasks.queues import QUEUES
 
 
@@ -20,6 +24,7 @@ def queue_depths(client: redis.Redis) -> dict[str, dict[str, Any]]:
         for name in spec.waiting_lists():
             pipe.llen(name)
         pipe.zcard(spec.unacked_index_key)
+        pipe.zcard(keys.SCHEDULED_KEY.format(queue=spec.name))
     replies = iter(pipe.execute())
     report: dict[str, dict[str, Any]] = {}
     for spec in QUEUES.values():
@@ -30,5 +35,6 @@ def queue_depths(client: redis.Redis) -> dict[str, dict[str, Any]]:
                 name.rsplit("\x06\x16", 1)[-1] if name != spec.name else "0": n for name, n in by_list.items()
             },
             "in_flight": next(replies),
+            "scheduled": next(replies),
         }
     return report

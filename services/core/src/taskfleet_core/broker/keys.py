@@ -38,6 +38,16 @@ RATE_KEY = KEY_PREFIX + "ratelimit:{name}"
 #: TTL: 7 days.
 REDELIVERY_KEY = KEY_PREFIX + "redeliveries:{job_id}:{retries}"
 
+# -- Delayed work (the fleet's transport writes, housekeeping promotes; broker/schedule.py) -------------------
+
+#: ZSET of a queue's delayed messages (countdown, ETA, retry backoff, rate-limit deferral): member = the Celery
+#: task id (else kombu's delivery tag), score = due time in epoch seconds. Not a waiting list: KEDA must not
+#: scale on it. No TTL: the promoter removes each entry when it pushes it onto the queue's list.
+SCHEDULED_KEY = KEY_PREFIX + "scheduled:{queue}"
+#: HASH member -> the target list key (the queue's list or priority sub-list), a newline, and the kombu envelope
+#: as kombu would have LPUSHed it. Written and removed together with the ZSET entry (one Lua script). No TTL.
+SCHEDULED_MESSAGES_KEY = KEY_PREFIX + "scheduled:{queue}:messages"
+
 # -- Beat ---------------------------------------------------------------------------------------------------
 
 #: STRING: the token (host:pid:random) of the one Beat that sends (taskfleet_beat/leader.py).

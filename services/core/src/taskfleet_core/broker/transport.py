@@ -13,7 +13,10 @@ AttributeError escaped as "Unrecoverable error" and the worker exited. Raising k
 connection error instead lets Celery's reconnect loop carry on; the message stays in the
 ``unacked`` hash and the visibility-timeout sweep returns it.
 
-Workers use it through ``broker_transport``; producers keep kombu's plain transport.
+Third, delayed work: a message whose ``eta`` lies in the future is filed in the queue's schedule in Valkey
+(``broker/schedule.py``) instead of its list, so no worker ever holds it in memory until due.
+
+Every process uses it (``broker_transport`` in ``tasks/app.py``): workers, Beat, the API, the exporter.
 """
 
 from __future__ import annotations
@@ -27,8 +30,11 @@ from typing import Any
 import redis
 from kombu.transport import redis as kombu_redis
 from kombu.utils.encoding import bytes_to_str
+from kombu.utils.json import dumps
 
+from taskfleet_core.broker import schedule
 from taskfleet_core.reliability import dlq
+from taskfleet_core.tasks.queues import QUEUES
 
 log = logging.getLogger("taskfleet.dlq")
 
@@ -98,6 +104,22 @@ class Channel(kombu_redis.Channel):
             raise redis.exceptions.ConnectionError("broker connection already closed")
         params: dict[str, Any] = super()._connparams(asynchronous=asynchronous)  # type: ignore[misc]
         return params
+
+    def _put(self, queue: str, message: dict[str, Any], **kwargs: Any) -> None:
+        """A message due later goes into the queue's schedule (one script: ZADD + HSET), not onto its list."""
+        due = schedule.eta_seconds(message)
+        if due is None or queue not in QUEUES or not schedule.is_delayed(due):
+            super()._put(queue, message, **kwargs)
+            return
+        priority = self._get_message_priority(message, reverse=False)
+        list_key = self._q_for_pri(queue, priority)  # type: ignore[attr-defined]  # the list kombu would LPUSH to
+        args = schedule.schedule_args(queue, message, list_key, dumps(message), due)
+        publish_batch = kwargs.pop("_publish_batch", None)
+        if publish_batch is not None:  # kombu's producer-scoped batch: buffer the same script in its pipeline
+            publish_batch.add("eval", schedule.SCHEDULE_LUA, *args)
+            return
+        with self.conn_or_acquire() as client:
+            client.eval(schedule.SCHEDULE_LUA, *args)
 
 
 class Transport(kombu_redis.Transport):

@@ -13,6 +13,7 @@ from typing import Any
 from celery import Celery
 
 from taskfleet_core.broker import bindings
+from taskfleet_core.broker import schedule as _schedule  # noqa: F401  registers the promoter (see below)
 from taskfleet_core.settings import BrokerSettings, load
 from taskfleet_core.tasks.contracts import CONTRACTS
 from taskfleet_core.tasks.queues import DEFAULT_QUEUE, QUEUES, TASK_ROUTE_PATTERNS, visibility_timeout
@@ -95,8 +96,12 @@ def create_app(main: str, *, consumer_queue: str | None = None) -> Celery:
         worker_hijack_root_logger=True,
     )
     bindings.install(app)  # publishes survive Valkey losing kombu's binding keys
+    # One transport for every process (API, Beat, workers, exporter): it files a message due later in the
+    # queue's schedule in Valkey instead of its list. The promoter that drains that schedule registers with
+    # housekeeping when broker/schedule.py is imported -- above, so every process that can schedule work
+    # (and every worker and Beat, which run housekeeping) has it, whenever its transport gets loaded.
+    app.conf.broker_transport = "taskfleet_core.broker.transport:Transport"
     if consumer_queue is not None:
         # unknown, malformed and undecodable messages are dead-lettered, not only logged and dropped
         app.conf.worker_consumer = "taskfleet_core.reliability.message_guard:GuardedConsumer"
-        app.conf.broker_transport = "taskfleet_core.broker.transport:Transport"  # non-envelope list items too
     return app
