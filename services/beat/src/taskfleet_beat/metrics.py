@@ -3,9 +3,10 @@
 Celery marks Beat's messages only with ``celery_beat_task``; we stamp each entry's
 options with its name (``taskfleet_beat_entry`` header) so a publish is counted per
 entry. ``taskfleet_beat_next_send_timestamp_seconds`` is computed at scrape time from
-the entry's schedule and its last send: once it lies in the past by more than a few
-minutes, Beat missed that entry (alert ``TaskfleetBeatMissedSchedule``). A standby Beat
-that does not hold the leader lock sends nothing, so alerts take the max over instances.
+the entry's schedule and the fleet's last-sent record in Valkey (catchup.py; before the
+first record, this process's last send), so every Beat reports the same time: once it
+lies in the past by more than a few minutes, Beat missed that entry (alert
+``TaskfleetBeatMissedSchedule``). Alerts take the max over Beat instances.
 
 ``taskfleet_beat_missed_total{entry}`` counts due times no Beat sent because they were
 older than the entry's catch-up window (catchup.py; alert ``TaskfleetBeatMissedRuns``).
@@ -17,6 +18,7 @@ sees the first miss.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -32,6 +34,8 @@ from taskfleet_core.broker import client as valkey
 from taskfleet_core.broker.keys import BEAT_MISSED_KEY
 from taskfleet_core.observability import logs, metrics, task_metrics, tracing
 from taskfleet_core.settings import ObservabilitySettings, load
+
+from taskfleet_beat import catchup
 
 ENTRY_HEADER = "taskfleet_beat_entry"
 
@@ -73,11 +77,28 @@ class NextSendCollector(Collector):
             labels=["entry", "name"],
         )
         now = time.time()
+        records = _records()
         for name, entry in _state["app"].conf.beat_schedule.items():
+            sched = _schedule_of(entry["schedule"], _state["app"])
+            if name in records:  # the fleet's record (catchup.py): every Beat reports the same next due time
+                family.add_metric([name, entry["task"]], catchup.next_due_after(sched, records[name]).timestamp())
+                continue
             last = datetime.fromtimestamp(_last_send.get(name, _state["started"]), UTC)
-            remaining = _schedule_of(entry["schedule"], _state["app"]).remaining_estimate(last).total_seconds()
-            family.add_metric([name, entry["task"]], now + remaining)
+            family.add_metric([name, entry["task"]], now + sched.remaining_estimate(last).total_seconds())
         yield family
+
+
+def _records() -> dict[str, datetime]:
+    """Each entry's last handled due time from Valkey; empty when Valkey does not answer."""
+    try:
+        raw = catchup.RecordStore(valkey.client()).read_all()
+    except redis.RedisError:
+        return {}
+    out = {}
+    for name, value in raw.items():
+        with contextlib.suppress(ValueError, KeyError):
+            out[name] = catchup.Record.decode(value).due_at
+    return out
 
 
 class MissedCollector(Collector):
