@@ -21,7 +21,7 @@ import urllib.request
 from pathlib import Path
 
 import redis
-from taskfleet_beat.catchup import Record
+from taskfleet_beat.catchup import Record, RecordStore
 from taskfleet_core.broker.keys import BEAT_LAST_SENT_KEY, BEAT_LEADER_KEY, BEAT_MISSED_KEY
 
 from tests.runtime_k8s.conftest import probe
@@ -173,3 +173,20 @@ def test_two_beats_sharing_a_health_dir_run_a_minute_without_crashing(  # type: 
     finally:
         for beat in beats:
             beat.stop()
+
+
+def test_a_record_changes_only_under_the_lock_and_only_from_what_was_read(db: redis.Redis) -> None:
+    """The second guard behind the lock: two Beats that both think they lead cannot both claim one due time."""
+    store = RecordStore(db)
+    db.set(BEAT_LEADER_KEY, "beat-a")
+    read = store.read_all().get(ENTRY, "")
+    sent_a = Record(100.0, 101.0, "sent", "beat-a").encode()
+    sent_b = Record(100.0, 101.5, "sent", "beat-b").encode()
+    assert store.swap(ENTRY, read, sent_b, "beat-b") == -1, "not the lock holder: nothing written"
+    assert store.swap(ENTRY, read, sent_a, "beat-a") == 1
+    db.set(BEAT_LEADER_KEY, "beat-b")  # the lock moved on while beat-b held a stale read
+    assert store.swap(ENTRY, read, sent_b, "beat-b") == 0, "the record changed since beat-b read it"
+    assert db.hget(BEAT_LAST_SENT_KEY, ENTRY) == sent_a
+    missed = Record(400.0, 101.0, "missed", "beat-b").encode()
+    assert store.swap(ENTRY, sent_a, missed, "beat-b", missed=2) == 1
+    assert store.missed_counts() == {ENTRY: 2}
