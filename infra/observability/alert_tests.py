@@ -57,6 +57,7 @@ QL = 'celery_queue_length{queue_name="matching"}'
 WORKERS = 'celery_active_worker_count{queue_name="matching"}'
 HB = 'taskfleet_worker_heartbeat_timestamp_seconds{hostname="default@pod-a", queue_name="default"}'
 NEXT = 'taskfleet_beat_next_send_timestamp_seconds{entry="health-check", name="maintenance.health_check"}'
+MISSED = 'taskfleet_beat_missed_total{entry="health-check", name="maintenance.health_check", instance="%s"}'
 HTTP = 'taskfleet_http_requests_total{method="POST", route="/api/v1/jobs", status="%s"}'
 
 
@@ -166,6 +167,19 @@ def tests() -> list[dict[str, Any]]:
             "critical",
         ),
         _healthy([(NEXT, "300+60x30")], "TaskfleetBeatMissedSchedule", "30m"),
+        # two Beats expose the same fleet-wide count; one run missed at minute 10: fires, then ages out after 1h
+        _case(
+            [(MISSED % "beat-a", "0x9 1x80"), (MISSED % "beat-b", "0x9 1x80")],
+            "TaskfleetBeatMissedRuns",
+            "9m",
+            "12m",
+            {"entry": "health-check"},
+            "Beat missed 1 run(s) of schedule entry health-check",
+            "critical",
+        ),
+        _healthy([(MISSED % "beat-a", "0x9 1x80")], "TaskfleetBeatMissedRuns", "75m"),
+        # a Beat that starts (a new series) at a count Valkey already held is not a new miss
+        _healthy([(MISSED % "beat-a", "2x30"), (MISSED % "beat-b", "_x10 2x20")], "TaskfleetBeatMissedRuns", "20m"),
         _case(
             [(NEXT, "300+60x5 _x20")],
             "TaskfleetBeatDown",

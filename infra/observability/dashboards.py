@@ -283,14 +283,22 @@ def overview() -> dict[str, Any]:
             "Beat sends per entry",
             [("sum by (entry) (increase(taskfleet_beat_sends_total[$__range]))", "{{entry}}")],
             kind="bargauge",
-            width=12,
+            width=8,
         ),
         p(
             "Next send due in",
             [("max by (entry) (taskfleet_beat_next_send_timestamp_seconds) - time()", "{{entry}}")],
             unit="s",
-            width=12,
+            width=8,
             description="Negative = Beat missed the entry.",
+        ),
+        p(
+            "Beat runs missed per entry",
+            [("max by (entry) (increase(taskfleet_beat_missed_total[$__range]))", "{{entry}}")],
+            kind="bargauge",
+            width=8,
+            description="Due times no Beat sent: older than the entry's catch-up window when a leader came "
+            "(alert TaskfleetBeatMissedRuns). Run those tasks by hand if the work is needed.",
         ),
         lay.row("API"),
         p(

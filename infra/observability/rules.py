@@ -18,6 +18,8 @@ FAILURE_RATIO = 0.05
 MIN_FAILURES = 3
 HEARTBEAT_MAX_AGE_SECONDS = 60
 BEAT_GRACE_SECONDS = 300
+#: A missed Beat run stays an alert this long (the counter is fleet-wide in Valkey, so it never resets).
+BEAT_MISSED_WINDOW = "1h"
 
 
 def backlog_threshold(queue: str) -> int:
@@ -126,6 +128,17 @@ def groups() -> list[dict[str, Any]]:
                     "Beat missed schedule entry {{ $labels.entry }}",
                     f"The entry was due more than {BEAT_GRACE_SECONDS} s ago and no Beat sent it (no leader, Beat "
                     "wedged, or the broker refused the publish).",
+                ),
+                _rule(
+                    "TaskfleetBeatMissedRuns",
+                    f"max by (entry) (increase(taskfleet_beat_missed_total[{BEAT_MISSED_WINDOW}])) > 0",
+                    "0m",
+                    "critical",
+                    "Beat missed {{ $value | humanize }} run(s) of schedule entry {{ $labels.entry }}",
+                    "Runs of the entry fell due while no Beat was sending (leader died, no standby took over "
+                    "in time, Beat restarted late) and were older than its catch-up window when a leader came, so "
+                    "they were not sent. Beat logs each as 'beat: MISSED'. Run the task by hand if the work is "
+                    f"still needed. Fires for {BEAT_MISSED_WINDOW} after the miss.",
                 ),
                 _rule(
                     "TaskfleetBeatDown",

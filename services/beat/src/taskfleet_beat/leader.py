@@ -1,13 +1,18 @@
 """Exactly one Beat sends: a Valkey leader lock with a TTL, renewed while the holder ticks.
 
 ``replicas: 1`` and ``strategy: Recreate`` keep a second Beat from starting in the normal case; the lock covers
-the rest (a rollout overlap, a node partition, a paused process). A Beat without the lock keeps its schedule
-moving (due entries are marked as run) but sends nothing: the leader sent them. When the leader dies the lock
-expires after its TTL; the standby sleeps until exactly then (it reads the lock's PTTL) and takes over.
+the rest (a rollout overlap, a node partition, a paused process). A Beat without the lock sends nothing and
+leaves its schedule alone. When the leader dies the lock expires after its TTL; the standby sleeps until exactly
+then (it reads the lock's PTTL) and takes over.
 
-Like redbeat (``redbeat::lock``, extended every tick) but without moving the schedule into Valkey: seed 000's
-table stays in code, and a standby that takes over starts from the same table. The lock is the fleet's one lock
-primitive, ``TokenLock`` (taskfleet_core/reliability/locks.py), used reentrant with this process's token.
+What fell due while no Beat sent is not lost: each entry's last handled due time lives in Valkey
+(``BEAT_LAST_SENT_KEY``, catchup.py), so the new leader, or a Beat restarted alone, sends it late within the
+entry's catch-up window, or counts it as missed (``taskfleet_beat_missed_total``) and logs it. Each outcome is a
+compare-and-set fenced by this lock, so a due time is sent at most once even when two Beats overlap.
+
+Like redbeat (``redbeat::lock``, extended every tick; last-run times in Valkey) but the schedule itself stays in
+code: seed 000's table, and a standby that takes over starts from the same table. The lock is the fleet's one
+lock primitive, ``TokenLock`` (taskfleet_core/reliability/locks.py), used reentrant with this process's token.
 """
 
 from __future__ import annotations
@@ -18,11 +23,12 @@ import os
 import socket
 import time
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import redis
 from celery.beat import PersistentScheduler
+from celery.utils.time import maybe_make_aware
 from taskfleet_core.broker import client as valkey
 from taskfleet_core.broker.keys import BEAT_LEADER_KEY
 from taskfleet_core.observability import probes
@@ -30,6 +36,7 @@ from taskfleet_core.reliability.locks import TokenLock
 from taskfleet_core.settings import load
 from taskfleet_core.tasks.contracts import contract_for
 
+from taskfleet_beat import catchup
 from taskfleet_beat.settings import BeatSettings
 
 log = logging.getLogger("taskfleet.beat.leader")
@@ -95,27 +102,46 @@ class LeaderLock:
 
 
 class LeaderScheduler(PersistentScheduler):
-    """Celery's PersistentScheduler whose ``apply_entry`` sends only while this Beat holds the lock."""
+    """Celery's PersistentScheduler driven by the Valkey records: only the lock holder sends, and it catches up.
+
+    A standby does not touch its schedule at all (it only renews its view of the lock). The leader decides each
+    entry from the shared record (catchup.decide): send what is due (late, within the entry's catch-up window),
+    count what is older as missed; every outcome is a fenced compare-and-set, then the send. The local schedule
+    file mirrors the records (the baseline when Valkey has none).
+    """
+
+    #: After a failed publish the claim is undone and the entry retried this much later.
+    RETRY_SECONDS = 5.0
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self.lock = LeaderLock(valkey.client(), load(BeatSettings).beat_lock_ttl_seconds)
+        self.records = catchup.RecordStore(valkey.client(), self.lock.key)
         self._leading: bool | None = None  # unknown until the first tick: log either state once
         self._next_refresh = 0.0
+        self._retry_at: dict[str, float] = {}
         super().__init__(*args, **kwargs)
+
+    @property
+    def windows(self) -> dict[str, float]:
+        """Catch-up windows set per entry (app.conf.taskfleet_beat_catch_up, seconds); others use the default."""
+        return dict(self.app.conf.get("taskfleet_beat_catch_up") or {})
 
     def tick(self, *args: Any, **kwargs: Any) -> float:
         now = time.monotonic()
         if now >= self._next_refresh or not self.lock.held:
             self._refresh(now)
         probes.touch(probes.heartbeat_path(PROBE_NAME))
-        delay = super().tick(*args, **kwargs)
-        return min(delay, max(self._next_refresh - time.monotonic(), 0.0))
+        until_refresh = max(self._next_refresh - time.monotonic(), 0.0)
+        if not self.lock.held:
+            return until_refresh  # a standby neither sends nor marks anything as run
+        return min(self._run_due(), until_refresh, float(self.max_interval or 300))
 
     def _refresh(self, now: float) -> None:
         leading = self.lock.refresh()
         if leading != self._leading:
             if leading:
                 log.info("beat: leader lock %s acquired (%s); sending due tasks", self.lock.key, self.lock.token)
+                self._seed_records()
             else:
                 log.warning("beat: standby, %s is held by %s; not sending", self.lock.key, self.lock.holder())
         self._leading = leading
@@ -127,16 +153,110 @@ class LeaderScheduler(PersistentScheduler):
             self._next_refresh = now + min(max(wait, 0.05), self.lock.renew_interval)
         probes.touch(probes.ready_path(PROBE_NAME))
 
-    def apply_entry(self, entry: Any, producer: Any = None) -> None:
-        if not self.lock.held:
-            log.debug("beat: standby, skipping %s (the leader sends it)", entry.name)
+    def _seed_records(self) -> None:
+        """Entries no Beat ever handled get this Beat's local state as their baseline (first start, lost Valkey)."""
+        try:
+            known = self.records.read_all()
+            for name, entry in self.schedule.items():
+                if name not in known:
+                    last = _last_run(entry)
+                    record = catchup.Record(last.timestamp(), None, "baseline", self.lock.token)
+                    self.records.swap(name, "", record.encode(), self.lock.token)
+        except redis.RedisError as exc:
+            log.error("beat: cannot seed the last-sent records (%s); retrying next tick", exc)
+
+    def _run_due(self) -> float:
+        """Handle every entry that is due; seconds until the next due time."""
+        try:
+            records = self.records.read_all()
+        except redis.RedisError as exc:
+            log.error("beat: cannot read the last-sent records (%s); not sending", exc)
+            return self.RETRY_SECONDS
+        now = datetime.now(UTC)
+        soonest = float(self.max_interval or 300)
+        windows = self.windows
+        for name, entry in list(self.schedule.items()):
+            retry_in = self._retry_at.get(name, 0.0) - time.monotonic()
+            if retry_in > 0:
+                soonest = min(soonest, retry_in)
+                continue
+            raw = records.get(name, "")
+            try:
+                last = catchup.Record.decode(raw).due_at if raw else _last_run(entry)
+                window = timedelta(seconds=windows[name]) if name in windows else None
+                assert entry.schedule is not None
+                decision = catchup.decide(entry.schedule, last, now, window)
+            except Exception:
+                log.exception("beat: cannot decide whether %s is due; retrying later", name)
+                soonest = min(soonest, self.RETRY_SECONDS)
+                continue
+            if decision.action != "wait":
+                self._handle(entry, raw, decision, now)
+                if not self.lock.held:
+                    return 0.0  # lost the lock mid-tick: the next tick refreshes it
+            soonest = min(soonest, (decision.next_due - datetime.now(UTC)).total_seconds())
+        return max(soonest, 0.0)
+
+    def _handle(self, entry: Any, expected: str, decision: catchup.Decision, now: datetime) -> None:
+        assert decision.due is not None
+        previous = catchup.Record.decode(expected) if expected else None
+        send = decision.action == "send"
+        sent_at = now.timestamp() if send else (previous.sent_at if previous else None)
+        record = catchup.Record(decision.due.timestamp(), sent_at, "sent" if send else "missed", self.lock.token)
+        new = record.encode()
+        try:
+            swapped = self.records.swap(entry.name, expected, new, self.lock.token, decision.missed)
+        except redis.RedisError as exc:
+            log.error("beat: cannot record %s (%s); not sending it now", entry.name, exc)
+            self._retry_at[entry.name] = time.monotonic() + self.RETRY_SECONDS
             return
-        super().apply_entry(entry, producer=producer)
+        if swapped < 0:
+            log.warning("beat: lost the leader lock before sending %s; not sending", entry.name)
+            self.lock.valid_until = 0.0
+            return
+        if swapped == 0:
+            log.info("beat: %s was handled by another Beat meanwhile; not sending it again", entry.name)
+            return
+        late = (now - decision.due).total_seconds()
+        window = decision.window.total_seconds()
+        if decision.missed:
+            log.error(
+                "beat: MISSED %d run(s) of %s due before %s, older than its catch-up window of %.0fs; not sent",
+                decision.missed,
+                entry.name,
+                (now - decision.window).isoformat(timespec="seconds"),
+                window,
+            )
+        self.schedule[entry.name] = entry._next_instance(decision.due)  # the local file mirrors the record
+        if not send:
+            return
+        catching_up = f" (catch-up: due at {decision.due.isoformat()}, {late:.1f}s late)" if late > 1 else ""
+        log.info("Scheduler: Sending due task %s (%s)%s", entry.name, entry.task, catching_up)
+        try:
+            self.apply_async(entry, producer=self.producer, advance=False)
+        except Exception as exc:
+            log.error("beat: sending %s failed (%s); will retry in %.0fs", entry.name, exc, self.RETRY_SECONDS)
+            with contextlib.suppress(redis.RedisError):
+                self.records.swap(entry.name, new, expected, self.lock.token, -decision.missed)
+            self.schedule[entry.name] = entry
+            self._retry_at[entry.name] = time.monotonic() + self.RETRY_SECONDS
 
     def close(self) -> None:
         super().close()
         self.lock.release()
         probes.discard(probes.ready_path(PROBE_NAME))
+
+
+def _last_run(entry: Any) -> datetime:
+    """An entry's last run in the local schedule file (Celery sets it to the start time when new), in UTC."""
+    return maybe_make_aware(entry.last_run_at or entry.default_now()).astimezone(UTC)
+
+
+def canary_catch_up(settings: BeatSettings) -> dict[str, float]:
+    """The canary's catch-up window when BEAT_CANARY_CATCH_UP_SECONDS is set (else the default for its period)."""
+    if not settings.beat_canary_interval_seconds or settings.beat_canary_catch_up_seconds is None:
+        return {}
+    return {"beat-canary": settings.beat_canary_catch_up_seconds}
 
 
 def canary_schedule(settings: BeatSettings) -> dict[str, dict[str, Any]]:

@@ -8,6 +8,7 @@ so a bad entry fails Beat at start-up, not at 3 a.m.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from celery.schedules import crontab
@@ -23,6 +24,9 @@ class Entry:
     schedule: crontab
     description: str
     kwargs: dict[str, Any] = field(default_factory=dict)
+    #: How late a missed due time may still be sent (a CronJob's startingDeadlineSeconds); None: the default,
+    #: half the period, at least min(period, 30 s), at most an hour (catchup.default_window). Older: missed.
+    catch_up: timedelta | None = None
 
 
 def entries(settings: BeatSettings) -> list[Entry]:
@@ -41,6 +45,7 @@ def entries(settings: BeatSettings) -> list[Entry]:
             "scheduled.weekly_full_sync",
             crontab(minute=0, hour=3, day_of_week="sun"),
             "Full sync with deduplication",
+            catch_up=timedelta(hours=6),  # a week's full sync hours late beats waiting another week
         ),
         Entry(
             "sync-grants-periodic",
@@ -100,6 +105,7 @@ def entries(settings: BeatSettings) -> list[Entry]:
             "maintenance.monthly_statistics",
             crontab(minute=0, hour=5, day_of_month=1),
             "Aggregate monthly statistics",
+            catch_up=timedelta(hours=12),  # a month's aggregate is as right at noon; missing it costs a month
         ),
         Entry(
             "weekly-database-vacuum",
@@ -109,6 +115,13 @@ def entries(settings: BeatSettings) -> list[Entry]:
         ),
         Entry("health-check", "maintenance.health_check", crontab(minute="*/5"), "Verify all services are running"),
     ]
+
+
+def catch_up_windows(settings: BeatSettings) -> dict[str, float]:
+    """Catch-up windows (seconds) of the entries that set one; the others use the default for their period."""
+    if not settings.celery_beat_schedule_enabled:
+        return {}
+    return {e.name: e.catch_up.total_seconds() for e in entries(settings) if e.catch_up is not None}
 
 
 def beat_schedule(settings: BeatSettings) -> dict[str, dict[str, Any]]:

@@ -17,3 +17,6 @@ class BeatSettings(FromEnvironment):
     beat_schedule_file: Path = Field(Path("./var/celerybeat-schedule"), description="Beat's local state file")
     beat_lock_ttl_seconds: int = Field(60, ge=3, description="Beat leader lock TTL; a standby takes over within it")
     beat_canary_interval_seconds: float = Field(0, ge=0, description="Extra health-check entry every N s (0: off)")
+    beat_canary_catch_up_seconds: float | None = Field(
+        None, ge=0, description="The canary's catch-up window (unset: the default for its interval)"
+    )

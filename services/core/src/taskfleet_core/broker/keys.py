@@ -53,6 +53,14 @@ SCHEDULED_MESSAGES_KEY = KEY_PREFIX + "scheduled:{queue}:messages"
 #: STRING: the token (host:pid:random) of the one Beat that sends (taskfleet_beat/leader.py).
 #: TTL: BEAT_LOCK_TTL_SECONDS, renewed three times per TTL by the leader.
 BEAT_LEADER_KEY = KEY_PREFIX + "beat:leader"
+#: HASH entry name -> JSON ``{"due", "sent_at", "outcome", "by"}``: due times up to ``due`` (unix seconds) are
+#: handled (sent, or given up as missed) and when the entry was last sent (taskfleet_beat/catchup.py). Shared by
+#: every Beat, so a standby that takes over (or a restarted Beat) sends what fell due in the gap. Written only by
+#: the leader, compare-and-set under the lock. No TTL (one small field per schedule entry).
+BEAT_LAST_SENT_KEY = KEY_PREFIX + "beat:last-sent"
+#: HASH entry name -> count of due times no Beat sent because they were older than the entry's catch-up window
+#: (exposed as ``taskfleet_beat_missed_total``; survives Beat restarts, so the counter never resets). No TTL.
+BEAT_MISSED_KEY = KEY_PREFIX + "beat:missed"
 
 # -- kombu's Redis transport (kombu writes these; tasks/app.py names the unacked keys per queue) ------------
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import sys
 import time
 from pathlib import Path
@@ -51,11 +52,19 @@ def ready_path(name: str, directory: Path | None = None) -> Path:
 
 
 def touch(path: Path) -> None:
-    """Write the current time atomically (a probe never reads a half-written file)."""
+    """Write the current time atomically (a probe never reads a half-written file).
+
+    The temporary file is this call's own (pid and a random part): two processes refreshing the same file (two
+    Beats on one host, a restart overlapping its predecessor) never rename each other's temporary file away.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(f"{time.time():.3f}\n")
-    os.replace(tmp, path)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    try:
+        tmp.write_text(f"{time.time():.3f}\n")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def discard(path: Path) -> None:
