@@ -30,6 +30,7 @@ import psutil
 import pytest
 import redis
 from supervisor.xmlrpc import SupervisorTransport
+from taskfleet_core.broker.keys import SCHEDULED_KEY
 
 from tests.support.ports import free_port
 from tests.support.valkey_server import ValkeyServer
@@ -213,15 +214,20 @@ def test_supervised_stack_restarts_a_killed_worker_and_drains_before_the_broker_
     supervisord_log = (stack.var / "log" / "supervisord.log").read_text()
     assert "exited: worker-email (terminated by SIGKILL; not expected)" in supervisord_log
 
-    # 2. Ctrl-C with a countdown job held by the email worker and ten mails just queued.
+    # 2. Ctrl-C with a task running, a countdown job waiting in Valkey's schedule and ten mails just queued.
+    running = api.post("/api/v1/jobs", json={"task": "maintenance.canary", "kwargs": {"sleep_seconds": 6}})
+    assert running.status_code == 202, running.text
+    running_id = running.json()["id"]
+    broker = stack.broker
+    stack.wait("the canary running on worker-default", lambda: broker.zcard("unacked_index:default") >= 1)
     mail = {"to": ["someone@example.com"], "text": "queued at Ctrl-C"}
     later = api.post(
         "/api/v1/jobs", json={"task": "email.send_email", "countdown": 100, "kwargs": {**mail, "subject": "in 100 s"}}
     )
     assert later.status_code == 202, later.text
     later_id = later.json()["id"]
-    broker = stack.broker
-    stack.wait("the countdown job held unacked by worker-email", lambda: broker.zcard("unacked_index:email") >= 1)
+    scheduled = SCHEDULED_KEY.format(queue="email")
+    assert broker.zscore(scheduled, later_id) is not None, "a countdown job waits in Valkey, not in a worker"
     mail_ids = []
     for i in range(10):
         response = api.post("/api/v1/jobs", json={"task": "email.send_email", "kwargs": {**mail, "subject": f"#{i}"}})
@@ -253,8 +259,10 @@ def test_supervised_stack_restarts_a_killed_worker_and_drains_before_the_broker_
             if not key.startswith("unacked_mutex")
         }
         assert not any(stranded.values()), f"messages still in flight after Ctrl-C: {stranded}"
+        assert client.zscore(scheduled, later_id) is not None, "the countdown job left the schedule"
+        running_meta = client.get(f"celery-task-meta-{running_id}")
+        assert running_meta and json.loads(running_meta)["status"] == "SUCCESS", "the running task was not drained"
         waiting = _messages_in_lists(client)
-        assert waiting.get(later_id) == "email", f"the countdown job is not back in its queue: {waiting}"
         for task_id in mail_ids:
             meta = client.get(f"celery-task-meta-{task_id}")
             done = meta is not None and json.loads(meta)["status"] == "SUCCESS"
