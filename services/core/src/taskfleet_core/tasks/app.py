@@ -90,7 +90,9 @@ def create_app(main: str, *, consumer_queue: str | None = None) -> Celery:
         task_track_started=True,
         result_extended=True,
         broker_connection_retry_on_startup=True,
-        worker_cancel_long_running_tasks_on_connection_loss=True,
+        # A broker loss never ends a job: running tasks finish and ack through a fresh client (broker/transport.py);
+        # True would terminate them and mark them REVOKED, which must only mean a user revoked the job.
+        worker_cancel_long_running_tasks_on_connection_loss=False,
         worker_send_task_events=False,
         worker_hijack_root_logger=True,
     )
