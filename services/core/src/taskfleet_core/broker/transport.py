@@ -34,6 +34,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import redis
 from kombu import Connection
@@ -252,6 +253,16 @@ class QoS(kombu_redis.QoS):
             log.warning("broker away while closing a channel (%s): %d deliveries restored later", exc, len(left))
 
 
+def _redis_url(conninfo: Any) -> str:
+    """A redis:// URL of a kombu connection (whose own URI names the transport class, not a scheme)."""
+    scheme = "rediss" if conninfo.ssl else "redis"
+    auth = ""
+    if conninfo.password:
+        auth = f"{quote(conninfo.userid or '', safe='')}:{quote(conninfo.password, safe='')}@"
+    vhost = str(conninfo.virtual_host or "0").lstrip("/") or "0"
+    return f"{scheme}://{auth}{conninfo.hostname or 'localhost'}:{conninfo.port or 6379}/{vhost}"
+
+
 @functools.cache
 def _fallback_client(url: str) -> redis.Redis:
     return redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=10)
@@ -262,7 +273,7 @@ class Channel(kombu_redis.Channel):
 
     def __init__(self, connection: Any, *args: Any, **kwargs: Any) -> None:
         #: The broker this channel talks to, kept for after close (``connection`` is then gone).
-        self.broker_url: str = connection.client.as_uri(include_password=True)
+        self.broker_url: str = _redis_url(connection.client)
         super().__init__(connection, *args, **kwargs)
 
     @contextmanager

@@ -30,6 +30,9 @@ log = logging.getLogger("taskfleet.reaper")
 
 #: How often each housekeeping process looks for lost workers.
 REAP_SECONDS = 2.0
+#: The longest a live worker waits between attempts to reconnect to the broker (kombu's ``ensure_connection``
+#: ``interval_max``). Its event loop, hence its heartbeat, is paused meanwhile.
+RECONNECT_SECONDS = 30.0
 
 
 def _text(value: Any) -> str:
@@ -77,6 +80,20 @@ def _forget_if_lost_and_empty(client: redis.Redis, worker: str) -> None:
             return
 
 
+def _had_the_chance(entry: dict[str, Any], broker_since: float, uptime: float) -> bool:
+    """Whether a worker could have refreshed its heartbeat since the broker (re)started.
+
+    Heartbeat keys expire in broker time, outages included: after a Valkey restart every worker's key may be
+    gone while the workers are still in their reconnect back-off. A worker that has not beaten since the
+    restart is lost only once the broker has been up for ``WORKER_LOST_SECONDS + RECONNECT_SECONDS``.
+    """
+    try:
+        beat_at = float(entry.get("beat_at") or 0)
+    except (TypeError, ValueError):
+        beat_at = 0.0
+    return beat_at > broker_since or uptime >= load(BrokerSettings).worker_lost_seconds + RECONNECT_SECONDS
+
+
 @housekeeping.every(REAP_SECONDS, name="reaper")
 def reap_lost_workers(client: redis.Redis) -> dict[str, int]:
     """Reap every registered worker whose heartbeat expired: worker id -> messages returned."""
@@ -87,10 +104,15 @@ def reap_lost_workers(client: redis.Redis) -> dict[str, int]:
     for worker in workers:
         pipe.exists(inflight.heartbeat_key(worker))
     alive = pipe.execute()
+    lost = {w: e for (w, e), live in zip(workers.items(), alive, strict=True) if not live}
+    if not lost:
+        return {}
+    uptime = float(client.info("server")["uptime_in_seconds"])
+    broker_since = time.time() - uptime
     return {
         worker: reap(client, worker, entry)
-        for (worker, entry), live in zip(workers.items(), alive, strict=True)
-        if not live
+        for worker, entry in lost.items()
+        if _had_the_chance(entry, broker_since, uptime)
     }
 
 
@@ -112,13 +134,14 @@ class WorkerHeartbeat:
 
     @property
     def entry(self) -> str:
-        """The registry entry: queue, host, pid, Celery nodename, the unacked keys, since when."""
+        """The registry entry: queue, host, pid, Celery nodename, the unacked keys, since when, last beat."""
         return inflight.registration(
             self.spec.unacked_key,
             self.spec.unacked_index_key,
             queue=self.spec.name,
             nodename=self.nodename,
             since=self.since,
+            beat_at=round(time.time(), 3),
         )
 
     @functools.cached_property
