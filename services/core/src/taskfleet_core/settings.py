@@ -41,10 +41,10 @@ class BrokerSettings(FromEnvironment):
     worker_lost_seconds: int = Field(
         30,
         ge=3,
-        le=60,
+        le=600,
         description=(
             "A worker whose Valkey heartbeat is this old is lost: the reaper returns its in-flight messages "
-            "(the visibility timeout stays the last resort)"
+            "(the visibility timeout stays the last resort); refreshed three times per period"
         ),
     )
     rate_limit_time_scale: float = Field(
