@@ -26,6 +26,7 @@ import redis
 from taskfleet_core.broker import keys
 
 _ids: dict[int, str] = {}
+_consumer: str | None = None
 
 
 def worker_id() -> str:
@@ -34,6 +35,19 @@ def worker_id() -> str:
     if pid not in _ids:
         _ids[pid] = f"{socket.gethostname()}:{pid}:{uuid.uuid4().hex[:8]}"
     return _ids[pid]
+
+
+def mark_consumer() -> str:
+    """Called in a worker's main process before it forks its pool: its children then know whose they are."""
+    global _consumer
+    _consumer = worker_id()
+    return _consumer
+
+
+def consumer_id() -> str | None:
+    """The worker whose heartbeat vouches for this process (its main process, in a pool child too); None
+    outside a worker (API, tests, eager mode): nothing then tells when such a process is lost."""
+    return _consumer
 
 
 def inflight_key(worker: str | None = None) -> str:

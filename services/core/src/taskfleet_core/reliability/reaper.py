@@ -125,6 +125,7 @@ class WorkerHeartbeat:
     def __init__(self, queue: str, nodename: str | None = None) -> None:
         from taskfleet_core.tasks.queues import QUEUES
 
+        self.worker = inflight.mark_consumer()  # before the pool forks: claims in the children name this worker
         self.spec = QUEUES[queue]
         self.ttl = float(load(BrokerSettings).worker_lost_seconds)
         self.time_limit = float(self.spec.time_limit)
