@@ -1,10 +1,9 @@
 """A whole fleet of real processes for reliability scenarios: redis-server (AOF), SMTP, API, workers, Beat.
 
 Each ``Fleet`` owns its own redis-server and SMTP server, so a scenario can restart or flush
-Valkey without disturbing other tests. Workers run with a shortened visibility timeout
-(``BROKER_VISIBILITY_TIMEOUT_SECONDS``) and a 1-second unacked sweep so a killed worker's
-messages come back within seconds, and with compressed rate-limit windows
-(``RATE_LIMIT_TIME_SCALE``); production defaults stay untouched.
+Valkey without disturbing other tests. Workers run with the production visibility timeout (3600 s):
+a killed worker's messages come back through the reaper (``WORKER_LOST_SECONDS``, shortened to 10 s
+here), and with compressed rate-limit windows (``RATE_LIMIT_TIME_SCALE``).
 
 ``kill_pod`` SIGKILLs a worker and its prefork children together, as Kubernetes does to a
 container: killing only the parent would leave an orphaned child finishing its task.
@@ -101,8 +100,7 @@ class Fleet:
             "BEAT_SCHEDULE_FILE": str(self.workdir / "celerybeat-schedule"),
             "WORKER_HEALTH_DIR": str(self.workdir / "health"),
             "API_TOKENS": TOKEN,
-            "BROKER_VISIBILITY_TIMEOUT_SECONDS": "10",
-            "BROKER_UNACKED_RESTORE_SECONDS": "1",
+            "WORKER_LOST_SECONDS": "10",
             "RATE_LIMIT_TIME_SCALE": "0.1",
             "LOG_LEVEL": "INFO",
             **self.extra_env,

@@ -40,7 +40,7 @@ def _tally(fleet: Fleet, report: Report, ids: list[str], states: dict[str, str])
 
 
 def sigkill_mid_task(fleet: Fleet, jobs: int = 2) -> Report:
-    """Email jobs hang in SMTP RCPT; the worker pod is SIGKILLed; another worker gets them after the timeout."""
+    """Email jobs hang in SMTP RCPT; the worker pod is SIGKILLed; the reaper hands them to another worker."""
     report, t0 = Report("SIGKILL mid-task (email, redelivery)"), time.monotonic()
     [victim] = fleet.start_workers("email", 1, "--concurrency", str(jobs))
     ids = [fleet.submit("email.send_email", **_email(f"slow-{uuid.uuid4().hex[:8]}@example.com")) for _ in range(jobs)]
@@ -57,7 +57,7 @@ def sigkill_mid_task(fleet: Fleet, jobs: int = 2) -> Report:
     report.seconds = time.monotonic() - t0
     report.notes = (
         f"{in_flight} in SMTP when killed, {sent_before_kill} sent before; "
-        f"all done {time.monotonic() - killed:.0f}s after the kill (visibility timeout 10s)"
+        f"all done {time.monotonic() - killed:.0f}s after the kill (reaper, WORKER_LOST_SECONDS=10)"
     )
     return report
 

@@ -52,3 +52,26 @@ def test_a_failed_effect_releases_its_claim(store: IdempotencyStore) -> None:
     with pytest.raises(RuntimeError):
         store.run_once("k", boom)
     assert store.run_once("k", lambda: "ok") == ("ok", False)
+
+
+def test_a_claim_of_a_lost_worker_is_taken_over_and_a_live_one_is_not(
+    store: IdempotencyStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from taskfleet_core.broker import inflight
+    from taskfleet_core.broker.keys import CLAIM_KEY
+
+    claim = CLAIM_KEY.format(scope=store.scope, key="k")
+    store.client.set(claim, "dead-worker:1:abc|t1", ex=600)  # a worker SIGKILLed mid-effect; no heartbeat
+    monkeypatch.setattr(inflight, "_consumer", "other-worker:2:def")
+    result, duplicate = store.run_once("k", lambda: "sent")
+    assert (result, duplicate) == ("sent", False)
+    assert not store.client.exists(claim)  # released by its new holder
+
+    store.client.set(claim, "live-worker:3:ghi|t2", ex=600)
+    store.client.set(inflight.heartbeat_key("live-worker:3:ghi"), "1", ex=60)
+    try:
+        store.client.delete(store._key("k"))  # no result yet: the live holder is still doing the effect
+        with pytest.raises(EffectInProgress):
+            store.run_once("k", lambda: "again")
+    finally:
+        store.client.delete(claim, inflight.heartbeat_key("live-worker:3:ghi"))

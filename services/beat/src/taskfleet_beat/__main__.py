@@ -6,6 +6,7 @@ delayed work promoted and a dead worker's messages returned.
 
 from taskfleet_core.broker.client import client
 from taskfleet_core.reliability import housekeeping
+from taskfleet_core.reliability import reaper as _reaper  # noqa: F401  (registers its housekeeping job)
 from taskfleet_core.settings import ObservabilitySettings, load
 
 from taskfleet_beat.app import app

@@ -38,6 +38,15 @@ class BrokerSettings(FromEnvironment):
     broker_unacked_restore_seconds: int | None = Field(
         None, ge=1, description="Sweep for expired unacked messages every N s (kombu default: about every 100 s)"
     )
+    worker_lost_seconds: int = Field(
+        30,
+        ge=3,
+        le=600,
+        description=(
+            "A worker whose Valkey heartbeat is this old is lost: the reaper returns its in-flight messages "
+            "(the visibility timeout stays the last resort); refreshed three times per period"
+        ),
+    )
     rate_limit_time_scale: float = Field(
         1.0, gt=0, le=1, description="Shrinks rate-limit windows (0.1: 30/min becomes 30/6 s); compressed-time tests"
     )

@@ -48,6 +48,21 @@ SCHEDULED_KEY = KEY_PREFIX + "scheduled:{queue}"
 #: as kombu would have LPUSHed it. Written and removed together with the ZSET entry (one Lua script). No TTL.
 SCHEDULED_MESSAGES_KEY = KEY_PREFIX + "scheduled:{queue}:messages"
 
+# -- Worker liveness (workers write, any housekeeping process reaps; broker/inflight.py, reliability/reaper.py) --
+
+#: STRING: the unix time of a worker process's last heartbeat, refreshed from its event-loop timer (the one
+#: that refreshes the probe file). ``{worker}`` is ``host:pid:token`` of the consuming main process.
+#: TTL: WORKER_LOST_SECONDS; a worker whose key has expired is lost and its in-flight messages are reaped.
+WORKER_HEARTBEAT_KEY = KEY_PREFIX + "worker:{worker}"
+#: HASH of known worker processes: worker id -> JSON (queue, host, pid, nodename, its unacked keys, since).
+#: Written with every heartbeat (and HSETNX with each delivery); a field is removed by the worker at a clean
+#: shutdown or by the reaper once the worker's in-flight set is empty. No TTL.
+WORKERS_KEY = KEY_PREFIX + "workers"
+#: SET of the delivery tags a worker process holds (acks_late, in kombu's unacked hash): added in the same
+#: MULTI as kombu's unacked entry, removed with it (ack, reject, restore). No TTL: the reaper empties and
+#: deletes the set of a lost worker.
+INFLIGHT_KEY = KEY_PREFIX + "inflight:{worker}"
+
 # -- Beat ---------------------------------------------------------------------------------------------------
 
 #: STRING: the token (host:pid:random) of the one Beat that sends (taskfleet_beat/leader.py).

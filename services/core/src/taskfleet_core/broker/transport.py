@@ -16,6 +16,13 @@ connection error instead lets Celery's reconnect loop carry on; the message stay
 Third, delayed work: a message whose ``eta`` lies in the future is filed in the queue's schedule in Valkey
 (``broker/schedule.py``) instead of its list, so no worker ever holds it in memory until due.
 
+Fourth, attribution (``QoS``): every delivery is also recorded in ``taskfleet:inflight:<worker>`` in the same MULTI
+as kombu's unacked entry, and removed with it, so the reaper (reliability/reaper.py) can return exactly a
+lost worker's messages (broker/inflight.py). A channel closed by a broker loss still reaches Valkey through a
+fresh client of the same broker: a task that finishes after Celery reconnected acks (instead of sitting in
+``unacked`` for the visibility timeout), and a message its worker no longer runs is restored through a fresh
+channel (the closed one has lost its exchange table, and kombu would drop the message while "restoring" it).
+
 Every process uses it (``broker_transport`` in ``tasks/app.py``): workers, Beat, the API, the exporter.
 """
 
@@ -24,16 +31,24 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import time
 import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import redis
+from kombu import Connection
 from kombu.transport import redis as kombu_redis
+from kombu.transport import virtual
 from kombu.utils.encoding import bytes_to_str
 from kombu.utils.json import dumps
 
-from taskfleet_core.broker import schedule
+from taskfleet_core.broker import inflight, keys, schedule
 from taskfleet_core.reliability import dlq
+from taskfleet_core.settings import BrokerSettings, load
 from taskfleet_core.tasks.queues import QUEUES
 
 log = logging.getLogger("taskfleet.dlq")
@@ -94,7 +109,197 @@ def _guarded_client(base: type, sep: str) -> type:
     return GuardedClient
 
 
+def running_delivery_tags() -> set[str]:
+    """Delivery tags of the requests this worker runs or has handed to its pool (Celery's worker state).
+
+    A channel closed by a broker loss must not hand these back: with
+    ``worker_cancel_long_running_tasks_on_connection_loss=False`` they keep running and ack when done.
+    """
+    try:
+        from celery.worker import state
+    except ImportError:  # pragma: no cover - the transport is a worker's
+        return set()
+    tags: set[str] = set()
+    requests = [*state.active_requests, *state.reserved_requests]
+    for request in requests:
+        handed_to_pool = request in state.active_requests or getattr(request, "_apply_result", None) is not None
+        message = getattr(request, "message", None)
+        if handed_to_pool and message is not None:
+            tags.add(str(message.delivery_tag))
+    return tags
+
+
+@dataclass
+class _Orphans:
+    """Deliveries of a closed channel that nobody will run or ack: restored as soon as the broker answers."""
+
+    url: str
+    unacked_key: str
+    unacked_index_key: str
+    inflight_key: str
+    tags: list[str]
+
+
+_orphans: list[_Orphans] = []
+
+
+def restore_tags(
+    url: str,
+    unacked_key: str,
+    unacked_index_key: str,
+    inflight_key: str,
+    tags: Iterable[str],
+    *,
+    leftmost: bool = False,
+) -> int:
+    """Return messages from ``unacked`` to their queues with kombu's ``restore_by_tag`` on a fresh channel.
+
+    Each tag is one WATCH transaction on the unacked hash (HGET, then ZREM + HDEL + SREM + push): when several
+    processes restore the same tag at once, one EXEC wins and the others find the entry gone, so a message is
+    pushed once or not at all, never twice. A tag no longer in ``unacked`` (acked meanwhile) is only cleared
+    from the indices. Returns how many messages were pushed back.
+    """
+    options = {"unacked_key": unacked_key, "unacked_index_key": unacked_index_key}
+    pushed = 0
+    with Connection(url, transport=Transport, transport_options=options) as connection:
+        channel: Any = connection.default_channel
+        qos = channel.qos
+        qos.inflight_key = inflight_key
+        with channel.conn_or_acquire() as client:
+            for tag in tags:
+                pushed += 1 if client.hexists(unacked_key, tag) else 0
+                qos.restore_by_tag(tag, client=client, leftmost=leftmost)
+    return pushed
+
+
+def restore_orphans() -> int:
+    """Retry restoring the deliveries of channels closed while the broker was away; returns how many are left."""
+    for orphans in list(_orphans):
+        try:
+            restore_tags(
+                orphans.url, orphans.unacked_key, orphans.unacked_index_key, orphans.inflight_key, orphans.tags
+            )
+        except Exception as exc:  # the broker is still away: the next tick tries again
+            log.debug("could not restore %d orphaned deliveries yet: %s", len(orphans.tags), exc)
+            continue
+        _orphans.remove(orphans)
+        log.warning("restored %d deliveries of a channel closed by a broker loss", len(orphans.tags))
+    return sum(len(o.tags) for o in _orphans)
+
+
+class QoS(kombu_redis.QoS):
+    """kombu's ack emulation, plus the per-worker in-flight set (broker/inflight.py) kept in the same MULTI."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: The SET this QoS adds delivery tags to and removes them from (the reaper points it at a lost worker's).
+        self.inflight_key = inflight.inflight_key()
+
+    @functools.cached_property
+    def _registration(self) -> str:
+        return inflight.registration(self.unacked_key, self.unacked_index_key)
+
+    def append(self, message: Any, delivery_tag: str) -> None:
+        delivery = message.delivery_info
+        exchange, routing_key = delivery["exchange"], delivery["routing_key"]
+        worker = inflight.worker_id()
+        lost_ms = load(BrokerSettings).worker_lost_seconds * 1000
+        with self.pipe_or_acquire() as pipe:
+            # kombu's two writes, plus: the tag is this worker's, the worker is registered, and it has a
+            # heartbeat (NX: only if its heartbeat step has not written one yet), all in one MULTI.
+            pipe.zadd(self.unacked_index_key, {delivery_tag: time.time()}).hset(
+                self.unacked_key, delivery_tag, json.dumps([message._raw, exchange, routing_key])
+            ).sadd(self.inflight_key, delivery_tag).hsetnx(keys.WORKERS_KEY, worker, self._registration).set(
+                inflight.heartbeat_key(worker), f"{time.time():.3f}", px=lost_ms, nx=True
+            ).execute()
+            virtual.QoS.append(self, message, delivery_tag)
+
+    def _remove_from_indices(self, delivery_tag: str, pipe: Any = None) -> Any:
+        pipe = super()._remove_from_indices(delivery_tag, pipe)  # type: ignore[misc]
+        return pipe.srem(self.inflight_key, delivery_tag)
+
+    def restore_by_tag(self, tag: str, client: Any = None, leftmost: bool = False) -> None:
+        channel: Any = self.channel
+        if channel.closed:
+            # A closed channel lost its exchange table: kombu would remove the message from unacked and fail
+            # to push it (logged, then dropped). A fresh channel does the same transaction properly.
+            restore_tags(
+                channel.broker_url,
+                self.unacked_key,
+                self.unacked_index_key,
+                self.inflight_key,
+                [tag],
+                leftmost=leftmost,
+            )
+            return
+        super().restore_by_tag(tag, client=client, leftmost=leftmost)
+
+    def restore_unacked(self, client: Any = None) -> None:
+        """At channel close: hand back what this worker will not run; keep what it runs (it acks when done).
+
+        On a warm shutdown nothing runs any more, so everything goes back (kombu's behaviour). On a broker
+        loss the running tasks go on; the rest is restored now, or, with the broker away, remembered and
+        restored from the heartbeat timer once it answers (``restore_orphans``).
+        """
+        channel: Any = self.channel
+        delivered: Any = self._delivered
+        running = running_delivery_tags()
+        left = [tag for tag in delivered if str(tag) not in running]
+        delivered.clear()
+        try:
+            with channel.conn_or_acquire(client) as conn:
+                while left:
+                    super().restore_by_tag(left[0], client=conn)
+                    left.pop(0)
+        except Exception as exc:
+            _orphans.append(
+                _Orphans(channel.broker_url, self.unacked_key, self.unacked_index_key, self.inflight_key, left)
+            )
+            log.warning("broker away while closing a channel (%s): %d deliveries restored later", exc, len(left))
+
+
+def _redis_url(conninfo: Any) -> str:
+    """A redis:// URL of a kombu connection (whose own URI names the transport class, not a scheme)."""
+    scheme = "rediss" if conninfo.ssl else "redis"
+    auth = ""
+    if conninfo.password:
+        auth = f"{quote(conninfo.userid or '', safe='')}:{quote(conninfo.password, safe='')}@"
+    vhost = str(conninfo.virtual_host or "0").lstrip("/") or "0"
+    return f"{scheme}://{auth}{conninfo.hostname or 'localhost'}:{conninfo.port or 6379}/{vhost}"
+
+
+@functools.cache
+def _fallback_client(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=10)
+
+
 class Channel(kombu_redis.Channel):
+    QoS = QoS
+
+    def __init__(self, connection: Any, *args: Any, **kwargs: Any) -> None:
+        #: The broker this channel talks to, kept for after close (``connection`` is then gone).
+        self.broker_url: str = _redis_url(connection.client)
+        super().__init__(connection, *args, **kwargs)
+
+    @contextmanager
+    def conn_or_acquire(self, client: Any = None) -> Iterator[Any]:
+        """kombu's, except that a channel closed by a broker loss falls back to a fresh client of its broker.
+
+        Celery acks a task that finishes after a reconnect on the message's old channel; kombu would need
+        that channel's pool, which is gone (``_connparams`` then raises), and the message would stay in
+        ``unacked`` until the visibility timeout.
+        """
+        if client:
+            yield client
+            return
+        try:
+            fresh = self._create_client()  # type: ignore[attr-defined]
+        except (AttributeError, redis.exceptions.ConnectionError):
+            if not self.closed and self.connection is not None:
+                raise
+            fresh = _fallback_client(self.broker_url)
+        yield fresh
+
     def _get_client(self) -> type:
         # kombu's stubs (celery-types) leave out the transport's private hooks overridden here.
         return _guarded_client(super()._get_client(), self.sep)  # type: ignore[misc]

@@ -4,6 +4,9 @@
   loop that consumes), so a wedged main process stops refreshing it. This file is the worker's only heartbeat:
   the gauge ``taskfleet_worker_heartbeat_timestamp_seconds`` is its modification time read at scrape time
   (``metrics.HeartbeatCollector``), not a second timer, so the probe and the alert cannot disagree;
+* the same timer writes the worker's heartbeat in Valkey (``reliability.reaper.WorkerHeartbeat``, TTL
+  ``WORKER_LOST_SECONDS``): one heartbeat, written in two places; the reaper returns the in-flight messages of
+  a worker whose Valkey heartbeat expired;
 * readiness: ``<dir>/<name>.ready``, written on ``worker_ready`` and removed on ``worker_shutdown``.
 
 ``python -m taskfleet_core.observability.probes live|ready --name worker-email`` exits 0 when healthy and 1
@@ -89,10 +92,17 @@ def install(app: Celery) -> None:
     from celery import bootsteps
     from celery.signals import worker_ready, worker_shutdown
 
+    from taskfleet_core.reliability.reaper import WorkerHeartbeat
     from taskfleet_core.settings import ProbeSettings, load
 
     settings = load(ProbeSettings)
     name = worker_probe_name(app.conf.taskfleet_queue)
+    valkey_heartbeat = WorkerHeartbeat(app.conf.taskfleet_queue)
+
+    def beat() -> None:
+        touch(beat_file)  # first: a broker outage must not fail the liveness probe
+        valkey_heartbeat.beat()
+
     beat_file = heartbeat_path(name, settings.worker_health_dir)
     ready_file = ready_path(name, settings.worker_health_dir)
 
@@ -108,14 +118,16 @@ def install(app: Celery) -> None:
         def start(self, worker: Any) -> None:
             # An emptyDir outlives a container restart: a stale ready file must not make the new one ready.
             discard(ready_file)
-            touch(beat_file)
-            interval = settings.worker_heartbeat_interval_seconds
-            self.tref = worker.timer.call_repeatedly(interval, touch, (beat_file,), priority=10)
+            valkey_heartbeat.nodename = worker.hostname
+            beat()
+            interval = valkey_heartbeat.interval(settings.worker_heartbeat_interval_seconds)
+            self.tref = worker.timer.call_repeatedly(interval, beat, priority=10)
 
         def stop(self, worker: Any) -> None:
             if self.tref is not None:
                 self.tref.cancel()
                 self.tref = None
+                valkey_heartbeat.stopping()  # a warm shutdown may still be finishing tasks
 
     app.steps["worker"].add(HeartbeatStep)
 
@@ -127,6 +139,7 @@ def install(app: Celery) -> None:
     @worker_shutdown.connect(weak=False)
     def _not_ready(sender: Any = None, **_: Any) -> None:
         discard(ready_file)
+        valkey_heartbeat.stopped()  # sent after the pool and the consumer stopped
 
 
 def check(kind: str, name: str) -> tuple[bool, str]:

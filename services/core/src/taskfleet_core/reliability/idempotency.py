@@ -9,16 +9,22 @@ statistics): the stored result if done, else a short claim so two copies running
 time (a redelivery racing the original) cannot both do the effect -- the loser gets a
 ``TransientError`` and is retried later, when it finds the result. The claim is a ``TokenLock``
 (reliability/locks.py) with a fresh token and no re-entry: a second copy of the same job is refused too.
+
+The claim's token names the worker holding it (``<worker id>|<random>``, broker/inflight.py). When that worker
+is lost (its Valkey heartbeat expired: the reaper hands its messages to other workers within seconds), the
+redelivered copy takes the claim over in one script instead of waiting for the claim's TTL (the time limit).
 """
 
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import redis
 
+from taskfleet_core.broker import inflight
 from taskfleet_core.broker.keys import CLAIM_KEY, IDEMPOTENCY_KEY
 from taskfleet_core.reliability.locks import TokenLock
 from taskfleet_core.tasks.errors import TransientError
@@ -28,6 +34,29 @@ DEFAULT_TTL_SECONDS = 7 * 24 * 3600
 DEFAULT_CLAIM_SECONDS = 1800
 
 T = TypeVar("T")
+
+
+#: Take a claim over from a lost holder: only if it still holds the token seen and its heartbeat key is gone.
+TAKE_OVER = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+return 1
+"""
+
+
+def take_over_from_lost_holder(client: redis.Redis, claim: TokenLock, token: str) -> bool:
+    """Take ``claim`` with ``token`` if its holder's worker is lost (no heartbeat). True if taken."""
+    current = claim.holder()
+    if not current or "|" not in current:
+        return False
+    holder = current.split("|", 1)[0]
+    ttl_ms = int((claim.timeout or 1) * 1000)
+    keys = [claim.name, inflight.heartbeat_key(holder)]
+    if not client.eval(TAKE_OVER, 2, *keys, current, token, ttl_ms):
+        return False
+    claim.local.token = token.encode()
+    return True
 
 
 class EffectInProgress(TransientError):
@@ -56,7 +85,9 @@ class IdempotencyStore:
         if previous is not None:
             return previous, True
         claim = TokenLock(self.client, CLAIM_KEY.format(scope=self.scope, key=key), claim_seconds)
-        if not claim.acquire():
+        holder = inflight.consumer_id()
+        token = f"{holder}|{uuid.uuid4().hex}" if holder else uuid.uuid4().hex
+        if not claim.acquire(token=token) and not take_over_from_lost_holder(self.client, claim, token):
             raise EffectInProgress(f"{self.scope}:{key} is being done by another copy of this job")
         try:
             previous = self.previous(key)  # finished between our check and our claim

@@ -91,7 +91,13 @@ def create_app(main: str, *, consumer_queue: str | None = None) -> Celery:
         task_track_started=True,
         result_extended=True,
         broker_connection_retry_on_startup=True,
-        worker_cancel_long_running_tasks_on_connection_loss=True,
+        # A broker loss never ends a job: running tasks finish and ack through a fresh client (broker/transport.py);
+        # True would terminate them and mark them REVOKED, which must only mean a user revoked the job.
+        worker_cancel_long_running_tasks_on_connection_loss=False,
+        # ... and a task that finishes while Valkey is away waits for it to store its result (then acks), instead
+        # of failing "outside body" and being acked without a result: a lost job.
+        result_backend_always_retry=True,
+        result_backend_max_retries=120,  # backoff capped at 10 s: about 20 minutes, within the time limit
         worker_send_task_events=False,
         worker_hijack_root_logger=True,
     )

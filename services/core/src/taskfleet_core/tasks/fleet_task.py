@@ -14,6 +14,7 @@ import random
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import redis
 from celery import Task, shared_task
 from celery.exceptions import Ignore
 from pydantic import ValidationError
@@ -103,11 +104,18 @@ class FleetTask(Task[Any, Any]):
             record_task_failure(self, exc, task_id, args, kwargs, einfo)
 
     def report_progress(self, done: int, total: int, message: str = "", **extra: Any) -> None:
-        """Publish progress (``update_state``); a no-op outside a worker."""
+        """Publish progress (``update_state``); a no-op outside a worker.
+
+        Best effort: progress is informational, so a result backend that is away (a Valkey restart) skips this
+        report instead of failing the job; the final result is stored with the backend's own retries.
+        """
         if self.request.id is None or self.request.called_directly:
             return
         meta = {"done": done, "total": total, "message": message, **extra}
-        self.update_state(state=PROGRESS, meta=meta)
+        try:
+            self.update_state(state=PROGRESS, meta=meta)
+        except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+            log.warning("progress of %s not stored (result backend away): %s", self.request.id, exc)
 
 
 def format_validation_error(exc: ValidationError) -> str:

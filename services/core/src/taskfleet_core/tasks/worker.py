@@ -20,6 +20,7 @@ from taskfleet_core.broker.client import client
 from taskfleet_core.observability import probes
 from taskfleet_core.observability import worker as worker_observability
 from taskfleet_core.reliability import housekeeping
+from taskfleet_core.reliability import reaper as _reaper  # noqa: F401  (registers its housekeeping job)
 from taskfleet_core.settings import ObservabilitySettings, load
 from taskfleet_core.tasks.app import create_app
 from taskfleet_core.tasks.contracts import TaskContract, contracts_of_queue
