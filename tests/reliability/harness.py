@@ -21,6 +21,7 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -119,6 +120,7 @@ class Fleet:
         self.valkey = redis.Redis.from_url(self.redis.url, decode_responses=True)
         self._stopping = threading.Event()
         self.restarts: list[str] = []
+        self._orphans: list[psutil.Process] = []
         self._supervisor = threading.Thread(target=self._supervise, daemon=True)
         self._supervisor.start()
         return self
@@ -129,6 +131,7 @@ class Fleet:
             self._stopping.set,
             lambda: self._supervisor.join(30),
             self.stop_workers,
+            self._kill_orphans,
             lambda: self.api_proc.stop() if self.api_proc else None,
             lambda: self.http.close() if self.http else None,
             self.smtp_controller.stop,
@@ -149,6 +152,59 @@ class Fleet:
             self.workers.remove(proc)
         kill_pod(proc)
 
+    def kill_main(self, proc: ServiceProcess) -> None:
+        """SIGKILL only a worker's main process (the consumer); its prefork children are left to notice."""
+        if proc in self.workers:
+            self.workers.remove(proc)
+        if proc.process is not None and proc.process.poll() is None:
+            children = psutil.Process(proc.process.pid).children(recursive=True)
+            proc.process.kill()
+            proc.process.wait(10)
+            self._orphans.extend(children)
+
+    def kill_children(self, proc: ServiceProcess) -> int:
+        """SIGKILL a worker's prefork children (an OOM kill of a task process); the main process lives on."""
+        assert proc.process is not None
+        children = psutil.Process(proc.process.pid).children(recursive=True)
+        for child in children:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                child.kill()
+        return len(children)
+
+    def kill_broker(self, downtime: float) -> float:
+        """SIGKILL valkey-server (AOF on), keep it down ``downtime`` s, restart it on the same port and files.
+        Returns the wall-clock time of the kill."""
+        assert self.redis.process is not None
+        killed = time.time()
+        self.redis.process.kill()
+        self.redis.process.wait(10)
+        time.sleep(downtime)
+        self.redis.start()
+        return killed
+
+    def due_times(self, job_ids: list[str]) -> dict[str, float]:
+        """Each job's due time (epoch s) while it waits in a queue's schedule (countdown, deferral, retry)."""
+        due: dict[str, float] = {}
+        for job_id in job_ids:
+            with contextlib.suppress(httpx.HTTPError, KeyError, ValueError):
+                value = self.http.get(f"/api/v1/jobs/{job_id}").json().get("due_at")  # type: ignore[union-attr]
+                if value:
+                    due[job_id] = datetime.fromisoformat(value).timestamp()
+        return due
+
+    def finished_at(self, job_id: str) -> float | None:
+        done = self.result(job_id).get("date_done")
+        return datetime.fromisoformat(done).replace(tzinfo=UTC).timestamp() if done else None
+
+    def recovery_after(self, crash: float, job_ids: list[str], due: dict[str, float]) -> float:
+        """Seconds past the crash (or past its due time, for work that was not yet due) the last job ran."""
+        late = [0.0]
+        for job_id in job_ids:
+            finished = self.finished_at(job_id)
+            if finished is not None:
+                late.append(finished - max(crash, due.get(job_id, crash)))
+        return max(late)
+
     def _supervise(self) -> None:
         """restartPolicy: Always -- a worker that exits on its own is started again, and counted."""
         while not self._stopping.wait(1.0):
@@ -158,6 +214,11 @@ class Fleet:
                     self.restarts.append(f"{proc.module} exited {proc.process.returncode}")
                     queue = proc.module.rsplit("_", 1)[-1]
                     self.start_workers(queue, 1, *proc.args[2:])
+
+    def _kill_orphans(self) -> None:
+        for child in self._orphans:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                child.kill()
 
     def stop_workers(self) -> None:
         """Kill every worker and Beat (between scenarios: their jobs are final, nothing is in flight)."""
@@ -264,19 +325,24 @@ class Report:
     missing: int = 0
     duplicated_effects: int = 0
     seconds: float = 0.0
+    #: Seconds from the crash until the last job it stranded had run: for each job, the finish time minus the
+    #: later of the crash and the job's own due time (a countdown job is not late when it runs when due).
+    recovery: float | None = None
     notes: str = ""
     details: dict[str, Any] = field(default_factory=dict)
 
     def row(self) -> str:
+        recovery = "-" if self.recovery is None else f"{self.recovery:.1f}"
         return (
             f"| {self.scenario} | {self.submitted} | {self.succeeded} | {self.dead_lettered} | {self.missing} "
-            f"| {self.duplicated_effects} | {self.seconds:.0f} | {self.notes} |"
+            f"| {self.duplicated_effects} | {recovery} | {self.seconds:.0f} | {self.notes} |"
         )
 
 
 TABLE_HEADER = (
-    "| scenario | submitted | succeeded | dead-lettered | missing | duplicated side effects | seconds | notes |\n"
-    "|---|---|---|---|---|---|---|---|"
+    "| scenario | submitted | succeeded | dead-lettered | missing | duplicated side effects "
+    "| last stranded job ran after (s) | seconds | notes |\n"
+    "|---|---|---|---|---|---|---|---|---|"
 )
 
 

@@ -49,11 +49,13 @@ def sigkill_mid_task(fleet: Fleet, jobs: int = 2) -> Report:
         time.sleep(0.05)
     in_flight = fleet.smtp.slow_in_progress
     sent_before_kill = len(fleet.smtp.by_message_id())
+    crash = time.time()
     fleet.kill(victim)
     killed = time.monotonic()
     fleet.start_workers("email", 1)
     states = fleet.wait_final([i for i in ids if i], timeout=90)
     _tally(fleet, report, [i for i in ids if i], states)
+    report.recovery = fleet.recovery_after(crash, [i for i in ids if i], {})
     report.seconds = time.monotonic() - t0
     report.notes = (
         f"{in_flight} in SMTP when killed, {sent_before_kill} sent before; "
@@ -94,9 +96,13 @@ def sigterm_mid_task(fleet: Fleet, prefetched: int = 3) -> Report:
     return report
 
 
-def redis_restart(fleet: Fleet, seconds: float = 12, rate: float = 10, downtime: float = 2) -> Report:
-    """Jobs submitted at a steady rate while redis-server (AOF) restarts; then a FLUSHDB with publishes after it."""
-    report, t0 = Report("redis-server restart under load (+ FLUSHDB)"), time.monotonic()
+def redis_restart(
+    fleet: Fleet, seconds: float = 12, rate: float = 10, downtime: float = 2, hard: bool = False
+) -> Report:
+    """Jobs submitted at a steady rate while Valkey (AOF) restarts -- cleanly, or ``hard``: kill -9 -- then a
+    FLUSHDB with publishes after it. A broker loss must never end a job: none REVOKED, none lost."""
+    title = "Valkey kill -9 under load (AOF everysec, + FLUSHDB)" if hard else "Valkey restart under load (+ FLUSHDB)"
+    report, t0 = Report(title), time.monotonic()
     fleet.start_workers("default", 1)
     fleet.start_beat(interval=1)
     accepted: list[str] = []
@@ -116,9 +122,15 @@ def redis_restart(fleet: Fleet, seconds: float = 12, rate: float = 10, downtime:
     thread = threading.Thread(target=submitter, daemon=True)
     thread.start()
     time.sleep(seconds / 3)
-    fleet.redis.stop()
-    time.sleep(downtime)
-    fleet.redis.start()
+    if hard:
+        before_crash = list(accepted)
+        crash = fleet.kill_broker(downtime)
+    else:
+        before_crash = list(accepted)
+        crash = time.time()
+        fleet.redis.stop()
+        time.sleep(downtime)
+        fleet.redis.start()
     restarted = time.time()
     time.sleep(seconds * 2 / 3)
     stop.set()
@@ -135,14 +147,75 @@ def redis_restart(fleet: Fleet, seconds: float = 12, rate: float = 10, downtime:
     report.submitted = len(ids)
     report.succeeded = sum(1 for j in ids if states.get(j) == "SUCCESS")
     report.missing = report.submitted - report.succeeded
+    report.recovery = fleet.recovery_after(crash, before_crash, {})
+    revoked = sum(1 for j in ids if states.get(j) == "REVOKED")
     report.seconds = time.monotonic() - t0
     report.notes = (
+        f"REVOKED: {revoked}; "
         f"{refused} submissions refused while down (not accepted, client retried); "
         f"worker crashes restarted: {len(fleet.restarts)}; "
         f"Beat health checks run after restart: {beat_after}; "
         f"{sum(1 for j in after_flush if flush_states[j] == 'SUCCESS')}/{len(after_flush)} done after FLUSHDB"
     )
-    report.details = {"beat_after": beat_after, "restarts": list(fleet.restarts)}
+    report.details = {"beat_after": beat_after, "restarts": list(fleet.restarts), "revoked": revoked}
+    return report
+
+
+def sigkill_with_delayed_work(fleet: Fleet, mails: int = 40, countdowns: int = 4, mode: str = "pod") -> Report:
+    """Workers die while holding every kind of not-yet-due work: countdown mails, rate-limit deferrals (a burst
+    beyond the fleet-wide limit) and a retrying job in its backoff. ``mode``: ``pod`` kills each worker with its
+    children (the kubelet), ``main`` only the consuming main process (its children are orphaned). Nothing may
+    wait for the visibility timeout (3600 s here): every job runs within the reaper's time of the crash, or when
+    it falls due."""
+    report = Report(f"SIGKILL ({mode}) holding countdown, deferred and retrying work")
+    t0 = time.monotonic()
+    [email] = fleet.start_workers("email", 1)
+    [default] = fleet.start_workers("default", 1)
+    ids = [
+        fleet.submit("email.send_email", countdown=15, **_email(f"later-{i}@example.com")) for i in range(countdowns)
+    ]
+    ids += [fleet.submit("email.send_email", **_email(f"burst-{i}@example.com")) for i in range(mails)]
+    ids.append(fleet.submit("maintenance.canary", kwargs={"fail_attempts": 2, "steps": 1}))
+    ids.append(fleet.submit("maintenance.canary", kwargs={"steps": 4, "sleep_seconds": 3}))  # running at the kill
+    ids = [i for i in ids if i]
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # some deferred by the limiter, the slow canary running
+        by_queue = {q["name"]: q for q in fleet.http.get("/api/v1/queues").json()}  # type: ignore[union-attr]
+        if by_queue["email"]["scheduled"] > countdowns and by_queue["default"]["in_flight"] >= 1:
+            break
+        time.sleep(0.2)
+    due = fleet.due_times(ids)
+    crash = time.time()
+    for worker in (email, default):
+        (fleet.kill_main if mode == "main" else fleet.kill)(worker)
+    fleet.start_workers("email", 1)
+    fleet.start_workers("default", 1)
+    states = fleet.wait_final(ids, timeout=150)
+    _tally(fleet, report, ids, states)
+    report.recovery = fleet.recovery_after(crash, ids, due)
+    report.seconds = time.monotonic() - t0
+    report.notes = f"{len(due)} jobs waiting in Valkey's schedule at the kill; visibility timeout 3600 s"
+    return report
+
+
+def sigkill_children(fleet: Fleet, jobs: int = 2) -> Report:
+    """An OOM kill of the task processes only: the main process sees WorkerLostError and, with
+    ``task_reject_on_worker_lost``, puts the messages back at once; a new child runs them."""
+    report, t0 = Report("SIGKILL of the prefork children mid-task"), time.monotonic()
+    [worker] = fleet.start_workers("default", 1, "--concurrency", str(jobs))
+    ids = [fleet.submit("maintenance.canary", kwargs={"steps": 3, "sleep_seconds": 3}) for _ in range(jobs)]
+    ids = [i for i in ids if i]
+    deadline = time.monotonic() + 30
+    while fleet.valkey.zcard("unacked_index:default") < len(ids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(1)  # inside the tasks
+    crash = time.time()
+    killed = fleet.kill_children(worker)
+    states = fleet.wait_final(ids, timeout=90)
+    _tally(fleet, report, ids, states)
+    report.recovery = fleet.recovery_after(crash, ids, {})
+    report.seconds = time.monotonic() - t0
+    report.notes = f"{killed} child processes killed; the main process lived on"
     return report
 
 

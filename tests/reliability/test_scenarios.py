@@ -125,3 +125,18 @@ def test_racing_copies_of_one_email_job_send_one_email(clean: Fleet) -> None:
     report = scenarios.duplicate_deliveries(clean, copies=3)
     assert report.missing == 0 and report.succeeded == 1, report
     assert report.details["sent"] - before == 1 and report.duplicated_effects == 0, report.notes
+
+
+@pytest.mark.timeout(240)
+def test_sigkill_while_holding_delayed_work_strands_nothing(clean: Fleet) -> None:
+    """The visibility timeout is 3600 s: only Valkey's schedule and the reaper can make this pass in time."""
+    report = scenarios.sigkill_with_delayed_work(clean, mails=36, countdowns=3, mode="main")
+    assert report.missing == 0 and report.duplicated_effects == 0, report
+    assert report.recovery is not None and report.recovery < 10 + 20, report  # WORKER_LOST_SECONDS=10 + slack
+
+
+@pytest.mark.timeout(150)
+def test_sigkill_of_the_task_processes_puts_their_jobs_back_at_once(clean: Fleet) -> None:
+    report = scenarios.sigkill_children(clean, jobs=2)
+    assert report.missing == 0 and report.succeeded == 2, report
+    assert report.recovery is not None and report.recovery < 20, report
