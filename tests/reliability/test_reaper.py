@@ -8,8 +8,6 @@ not the point; ``test_default_worker_lost_seconds_is_at_most_a_minute`` checks t
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from taskfleet_core.broker import inflight
@@ -22,21 +20,6 @@ pytestmark = pytest.mark.slow
 
 LOST = 10.0  # the harness's WORKER_LOST_SECONDS
 REAP_SLACK = 5.0  # reaper interval (2 s) + scheduling
-
-
-@pytest.fixture(scope="module")
-def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
-    fleet = Fleet(Path(tmp_path_factory.mktemp("reaper"))).start()
-    assert "BROKER_VISIBILITY_TIMEOUT_SECONDS" not in fleet.extra_env
-    assert fleet.env["WORKER_LOST_SECONDS"] == str(int(LOST))
-    yield fleet
-    fleet.stop()
-
-
-@pytest.fixture
-def clean(fleet: Fleet) -> Iterator[Fleet]:
-    yield fleet
-    fleet.stop_workers()
 
 
 def deliveries(fleet: Fleet, job_id: str) -> dict[str, int]:
@@ -61,6 +44,11 @@ def wait_for(predicate, timeout: float, step: float = 0.1) -> float:  # type: ig
 
 def running(fleet: Fleet, job_id: str) -> bool:
     return fleet.result(job_id).get("status") in {"STARTED", "PROGRESS"}
+
+
+def test_the_fleet_runs_on_the_production_visibility_timeout(fleet: Fleet) -> None:
+    assert "BROKER_VISIBILITY_TIMEOUT_SECONDS" not in fleet.env
+    assert fleet.env["WORKER_LOST_SECONDS"] == str(int(LOST))
 
 
 def test_default_worker_lost_seconds_is_at_most_a_minute(monkeypatch: pytest.MonkeyPatch) -> None:

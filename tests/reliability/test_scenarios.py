@@ -6,28 +6,12 @@ enough for every ``make test``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
 from tests.reliability import scenarios
 from tests.reliability.harness import Fleet
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
-    fleet = Fleet(Path(tmp_path_factory.mktemp("reliability"))).start()
-    yield fleet
-    fleet.stop()
-
-
-@pytest.fixture
-def clean(fleet: Fleet) -> Iterator[Fleet]:
-    yield fleet
-    fleet.stop_workers()
 
 
 @pytest.mark.timeout(150)
