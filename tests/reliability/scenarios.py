@@ -59,7 +59,8 @@ def sigkill_mid_task(fleet: Fleet, jobs: int = 2) -> Report:
     report.seconds = time.monotonic() - t0
     report.notes = (
         f"{in_flight} in SMTP when killed, {sent_before_kill} sent before; "
-        f"all done {time.monotonic() - killed:.0f}s after the kill (reaper, WORKER_LOST_SECONDS=10)"
+        f"all done {time.monotonic() - killed:.0f}s after the kill "
+        f"(reaper, WORKER_LOST_SECONDS={fleet.env.get('WORKER_LOST_SECONDS', 'default')})"
     )
     return report
 
