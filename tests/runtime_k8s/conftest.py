@@ -62,8 +62,8 @@ def producer(k8s_env, monkeypatch):  # type: ignore[no-untyped-def]
     settings.reload()
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float) -> bool:
+def wait_for(predicate: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and not predicate():
-        time.sleep(0.05)
+        time.sleep(interval)
     return predicate()

@@ -16,6 +16,7 @@ from taskfleet_core.broker import bindings
 from taskfleet_core.broker import schedule as _schedule  # noqa: F401  registers the promoter (see below)
 from taskfleet_core.settings import BrokerSettings, load
 from taskfleet_core.tasks.contracts import CONTRACTS
+from taskfleet_core.tasks.prefork import WORKER_POOL
 from taskfleet_core.tasks.queues import DEFAULT_QUEUE, QUEUES, TASK_ROUTE_PATTERNS, visibility_timeout
 
 #: Seed 000's result TTL: one hour.
@@ -110,4 +111,5 @@ def create_app(main: str, *, consumer_queue: str | None = None) -> Celery:
     if consumer_queue is not None:
         # unknown, malformed and undecodable messages are dead-lettered, not only logged and dropped
         app.conf.worker_consumer = "taskfleet_core.reliability.message_guard:GuardedConsumer"
+        app.conf.worker_pool = WORKER_POOL  # prefork without the warm-shutdown double run (tasks/prefork.py)
     return app
