@@ -48,6 +48,13 @@ SCHEDULED_KEY = KEY_PREFIX + "scheduled:{queue}"
 #: as kombu would have LPUSHed it. Written and removed together with the ZSET entry (one Lua script). No TTL.
 SCHEDULED_MESSAGES_KEY = KEY_PREFIX + "scheduled:{queue}:messages"
 
+# -- Atomic fetch (every publisher rings, consumers wait on it; broker/fetch.py) -----------------------------
+
+#: STREAM, one entry per publish onto a queue's lists (its content is irrelevant): a worker whose fetch found
+#: the lists empty blocks on it (XREAD BLOCK) instead of BRPOP, since BRPOP's pop is not atomic with kombu's
+#: unacked write. Capped (XADD MAXLEN ~ 100), so it holds no work and stays a few hundred bytes.
+DOORBELL_KEY = KEY_PREFIX + "doorbell:{queue}"
+
 # -- Worker liveness (workers write, any housekeeping process reaps; broker/inflight.py, reliability/reaper.py) --
 
 #: STRING: the unix time of a worker process's last heartbeat, refreshed from its event-loop timer (the one

@@ -30,7 +30,7 @@ from typing import Any, cast
 
 import redis
 
-from taskfleet_core.broker import keys
+from taskfleet_core.broker import fetch, keys
 from taskfleet_core.reliability import housekeeping
 from taskfleet_core.tasks.queues import QUEUES
 
@@ -52,7 +52,8 @@ redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
 return 1
 """
 
-#: KEYS: schedule ZSET, messages HASH. ARGV: batch size. Returns the number of messages pushed.
+#: KEYS: schedule ZSET, messages HASH, the queue's doorbell STREAM (broker/fetch.py: rung so idle workers fetch).
+#: ARGV: batch size, doorbell MAXLEN. Returns the number of messages pushed.
 PROMOTE_LUA = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
@@ -69,6 +70,9 @@ for _, member in ipairs(due) do
       pushed = pushed + 1
     end
   end
+end
+if pushed > 0 then
+  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[2], '*', 'n', pushed)
 end
 return pushed
 """
@@ -129,7 +133,8 @@ def promote_queue(client: redis.Redis, queue: str, batch: int = PROMOTE_BATCH, r
     """Move due entries of one queue onto its lists; returns how many were pushed."""
     total = 0
     for _ in range(rounds):
-        moved = int(cast(int, client.eval(PROMOTE_LUA, 2, schedule_key(queue), messages_key(queue), batch)))
+        keys_ = (schedule_key(queue), messages_key(queue), fetch.doorbell_key(queue))
+        moved = int(cast(int, client.eval(PROMOTE_LUA, 3, *keys_, batch, fetch.DOORBELL_MAXLEN)))
         total += moved
         if moved < batch:
             break

@@ -36,6 +36,7 @@ import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from queue import Empty
 from typing import Any
 from urllib.parse import quote
 
@@ -44,9 +45,9 @@ from kombu import Connection
 from kombu.transport import redis as kombu_redis
 from kombu.transport import virtual
 from kombu.utils.encoding import bytes_to_str
-from kombu.utils.json import dumps
+from kombu.utils.json import dumps, loads
 
-from taskfleet_core.broker import inflight, keys, schedule
+from taskfleet_core.broker import fetch, inflight, keys, schedule
 from taskfleet_core.reliability import dlq
 from taskfleet_core.settings import BrokerSettings, load
 from taskfleet_core.tasks.queues import QUEUES
@@ -92,21 +93,6 @@ def dead_letter_raw(queue: str, item: Any) -> None:
         log.error("dead-lettered a malformed list item %s from queue %s", entry.id, queue)
     except Exception:
         log.exception("could not dead-letter a malformed list item from queue %s; it is dropped", queue)
-
-
-@functools.cache
-def _guarded_client(base: type, sep: str) -> type:
-    class GuardedClient(base):  # type: ignore[misc]
-        def parse_response(self, connection: Any, command_name: Any, **options: Any) -> Any:
-            reply = super().parse_response(connection, command_name, **options)
-            if command_name == "BRPOP" and reply:
-                dest, item = reply
-                if not is_envelope(item):
-                    dead_letter_raw(bytes_to_str(dest).rsplit(sep, 1)[0], item)
-                    return None  # kombu treats it as an empty poll and issues the next BRPOP
-            return reply
-
-    return GuardedClient
 
 
 def running_delivery_tags() -> set[str]:
@@ -200,6 +186,11 @@ class QoS(kombu_redis.QoS):
         return inflight.registration(self.unacked_key, self.unacked_index_key)
 
     def append(self, message: Any, delivery_tag: str) -> None:
+        fetched: set[str] = getattr(self.channel, "fetched_tags", set())
+        if str(delivery_tag) in fetched:  # the fetch script already wrote all of it, atomically with the pop
+            fetched.discard(str(delivery_tag))
+            virtual.QoS.append(self, message, delivery_tag)
+            return
         delivery = message.delivery_info
         exchange, routing_key = delivery["exchange"], delivery["routing_key"]
         worker = inflight.worker_id()
@@ -248,6 +239,10 @@ class QoS(kombu_redis.QoS):
         delivered.clear()
         try:
             with channel.conn_or_acquire(client) as conn:
+                # Fetched (attributed to this worker by the fetch script) but never read off the socket, e.g.
+                # a fetch reply still pending at shutdown: this worker will not run those either.
+                known = {str(tag) for tag in left} | running
+                left += sorted(t for t in (bytes_to_str(m) for m in conn.smembers(self.inflight_key)) if t not in known)
                 while left:
                     super().restore_by_tag(left[0], client=conn)
                     left.pop(0)
@@ -279,6 +274,7 @@ class Channel(kombu_redis.Channel):
     def __init__(self, connection: Any, *args: Any, **kwargs: Any) -> None:
         #: The broker this channel talks to, kept for after close (``connection`` is then gone).
         self.broker_url: str = _redis_url(connection.client)
+        self.fetched_tags = set()
         super().__init__(connection, *args, **kwargs)
 
     @contextmanager
@@ -300,21 +296,93 @@ class Channel(kombu_redis.Channel):
             fresh = _fallback_client(self.broker_url)
         yield fresh
 
-    def _get_client(self) -> type:
-        # kombu's stubs (celery-types) leave out the transport's private hooks overridden here.
-        return _guarded_client(super()._get_client(), self.sep)  # type: ignore[misc]
-
     def _connparams(self, asynchronous: bool = False) -> dict[str, Any]:
         if self.connection.client is None:  # closing after the broker went away: no new pool can be made
             raise redis.exceptions.ConnectionError("broker connection already closed")
         params: dict[str, Any] = super()._connparams(asynchronous=asynchronous)  # type: ignore[misc]
         return params
 
+    # -- atomic fetch (broker/fetch.py): kombu's BRPOP replaced by the fetch script + a doorbell wait ----------
+
+    #: Delivery tags the fetch script registered whose message kombu has not appended to its QoS yet.
+    fetched_tags: set[str]
+    #: The doorbell ids the last empty fetch saw (None: the next poll fetches, it does not wait).
+    _doorbell_ids: list[str] | None = None
+
+    def _fetch_keys(self, queues: list[str]) -> tuple[list[str], list[str]]:
+        lists = [self._q_for_pri(queue, pri) for pri in self.priority_steps for queue in queues]  # type: ignore[attr-defined]
+        qos: Any = self.qos
+        worker = inflight.worker_id()
+        bookkeeping = [
+            qos.unacked_key,
+            qos.unacked_index_key,
+            qos.inflight_key,
+            keys.WORKERS_KEY,
+            inflight.heartbeat_key(worker),
+        ]
+        return lists, bookkeeping + [fetch.doorbell_key(queue) for queue in queues]
+
+    def _brpop_start(self, timeout: float | None = None) -> None:
+        """Send the fetch script, or, after an empty fetch, a blocking wait on the queues' doorbells."""
+        if timeout is None:
+            timeout = self.brpop_timeout
+        queues = self._queue_cycle.consume(len(self.active_queues))  # type: ignore[attr-defined]
+        if not queues:
+            return
+        self._in_poll = self.client.connection
+        self._brpop_sent_at = time.monotonic()
+        if self._doorbell_ids is not None:
+            doorbells = [fetch.doorbell_key(queue) for queue in queues]
+            ids = self._doorbell_ids if len(self._doorbell_ids) == len(doorbells) else ["$"] * len(doorbells)
+            block_ms = max(1, int((timeout or 1) * 1000))
+            self.client.connection.send_command("XREAD", "COUNT", 1, "BLOCK", block_ms, "STREAMS", *doorbells, *ids)
+            return
+        lists, rest = self._fetch_keys(list(queues))
+        qos: Any = self.qos
+        registration = qos._registration
+        lost_ms = load(BrokerSettings).worker_lost_seconds * 1000
+        args = [len(lists), f"{time.time():.6f}", inflight.worker_id(), registration, lost_ms]
+        self.client.connection.send_command("EVAL", fetch.FETCH_LUA, len(lists) + len(rest), *lists, *rest, *args)
+
+    def _brpop_read(self, **options: Any) -> bool:
+        """Read the fetch script's (or the doorbell wait's) reply; deliver a message as kombu's BRPOP read does."""
+        waiting = self._doorbell_ids is not None
+        try:
+            try:
+                reply = self.client.parse_response(self.client.connection, "XREAD" if waiting else "EVAL", **options)
+            except self.connection_errors:  # type: ignore[attr-defined]
+                self.client.connection.disconnect()  # the next poll reconnects
+                raise
+        finally:
+            self._in_poll = None
+            self._flush_brpop_reauth()  # type: ignore[attr-defined]
+        if waiting:
+            self._doorbell_ids = None  # rung or timed out: fetch next
+            raise Empty()
+        dest, *rest = [bytes_to_str(part) for part in reply]
+        if not dest:  # every list empty: wait on the doorbells from the ids the script saw
+            self._doorbell_ids = rest
+            raise Empty()
+        queue = dest.rsplit(self.sep, 1)[0]
+        item = rest[0]
+        if not is_envelope(item):
+            dead_letter_raw(queue, item)  # popped but never registered: the DLQ has it now
+            raise Empty()
+        message = loads(item)
+        self.fetched_tags.add(str(message["properties"]["delivery_tag"]))
+        self._queue_cycle.rotate(queue)  # type: ignore[attr-defined]
+        self.connection._deliver(message, queue)
+        return True
+
     def _put(self, queue: str, message: dict[str, Any], **kwargs: Any) -> None:
         """A message due later goes into the queue's schedule (one script: ZADD + HSET), not onto its list."""
         due = schedule.eta_seconds(message)
-        if due is None or queue not in QUEUES or not schedule.is_delayed(due):
+        expiring = self._expires  # type: ignore[attr-defined]
+        if queue not in QUEUES or expiring:  # not a fleet queue (or expiring queues): kombu's own push
             super()._put(queue, message, **kwargs)
+            return
+        if due is None or not schedule.is_delayed(due):
+            self._push(queue, message, kwargs.pop("_publish_batch", None))
             return
         priority = self._get_message_priority(message, reverse=False)
         list_key = self._q_for_pri(queue, priority)  # type: ignore[attr-defined]  # the list kombu would LPUSH to
@@ -325,6 +393,17 @@ class Channel(kombu_redis.Channel):
             return
         with self.conn_or_acquire() as client:
             client.eval(schedule.SCHEDULE_LUA, *args)
+
+    def _push(self, queue: str, message: dict[str, Any], publish_batch: Any) -> None:
+        """kombu's LPUSH, and a ring of the queue's doorbell in the same round trip (wakes idle fetchers)."""
+        key = self._q_for_pri(queue, self._get_message_priority(message, reverse=False))  # type: ignore[attr-defined]
+        ring = (fetch.doorbell_key(queue), {"n": "1"}, "*", fetch.DOORBELL_MAXLEN, True)
+        if publish_batch is not None:  # kombu's producer-scoped batch: both commands in its pipeline
+            publish_batch.add("lpush", key, dumps(message))
+            publish_batch.add("xadd", *ring)
+            return
+        with self.conn_or_acquire() as client:
+            client.pipeline(transaction=False).lpush(key, dumps(message)).xadd(*ring).execute()
 
 
 class Transport(kombu_redis.Transport):
