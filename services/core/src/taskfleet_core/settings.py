@@ -12,6 +12,7 @@ Other concerns keep their settings next to their code: ``taskfleet_data.settings
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal, TypeVar, cast
 
@@ -126,6 +127,17 @@ def load(kind: type[S]) -> S:
     return cast(S, _loaded[kind])
 
 
+_on_reload: list[Callable[[], None]] = []
+
+
+def on_reload(forget: Callable[[], None]) -> Callable[[], None]:
+    """Register what must be forgotten with the settings (e.g. a cached client built from them)."""
+    _on_reload.append(forget)
+    return forget
+
+
 def reload() -> None:
-    """Forget every loaded settings object: the next ``load`` reads the environment again (tests)."""
+    """Forget every loaded settings object and what was built from them: ``load`` reads the environment again."""
     _loaded.clear()
+    for forget in _on_reload:
+        forget()

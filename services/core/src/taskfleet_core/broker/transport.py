@@ -1,10 +1,10 @@
-"""kombu's Redis transport, with one guard: a list item that is not a kombu envelope is dead-lettered.
+"""kombu's Redis transport, with the fleet's fetch, guards, delayed work and attribution.
 
-kombu pops an item with BRPOP and parses it as JSON before Celery sees it. Anything else in a
-queue's list (a stray ``LPUSH``, a truncated write, another tool's format) raises in the event
-loop: the worker dies with "Unrecoverable error" and the item, already popped, is gone. Here the
-BRPOP reply is checked first; an item that is not a JSON object with kombu's ``properties`` goes
-to the DLQ as ``malformed`` and the consumer carries on as if the list had been empty.
+First, the fetch (``broker/fetch.py``): kombu's BRPOP is replaced by one Lua script that pops a message and
+records it in ``unacked`` and this worker's in-flight set atomically, so no kill can lose a popped message; an
+idle worker waits on the queue's doorbell stream, which every publish rings. A list item that is not a kombu
+envelope (a stray ``LPUSH``, a truncated write, another tool's format) would raise in the event loop and kill
+the worker ("Unrecoverable error"); it goes to the DLQ as ``malformed`` and the consumer carries on.
 
 A second guard, found by the redis-restart chaos scenario: when the broker drops while a task
 is unacked, kombu's close path restores that message and needs a new connection pool, but the
@@ -55,21 +55,22 @@ from taskfleet_core.tasks.queues import QUEUES
 log = logging.getLogger("taskfleet.dlq")
 
 
-def is_envelope(item: Any) -> bool:
-    """The shape kombu's Redis channel needs to build a message (``properties.delivery_tag`` etc.)."""
+def envelope(item: Any) -> dict[str, Any] | None:
+    """The parsed kombu envelope of a list item, or None when it is not one (``properties.delivery_tag`` etc.)."""
     try:
-        data = json.loads(bytes_to_str(item))
+        data = loads(bytes_to_str(item))
     except (TypeError, ValueError):
-        return False
+        return None
     if not isinstance(data, dict):
-        return False
+        return None
     properties = data.get("properties")
-    return (
+    ok = (
         isinstance(properties, dict)
         and "delivery_tag" in properties
         and isinstance(properties.get("delivery_info"), dict)
         and isinstance(data.get("headers", {}), dict | None)
     )
+    return data if ok else None
 
 
 def dead_letter_raw(queue: str, item: Any) -> None:
@@ -364,11 +365,10 @@ class Channel(kombu_redis.Channel):
             self._doorbell_ids = rest
             raise Empty()
         queue = dest.rsplit(self.sep, 1)[0]
-        item = rest[0]
-        if not is_envelope(item):
-            dead_letter_raw(queue, item)  # popped but never registered: the DLQ has it now
+        message = envelope(rest[0])  # parsed once, here
+        if message is None:
+            dead_letter_raw(queue, rest[0])  # popped but never registered: the DLQ has it now
             raise Empty()
-        message = loads(item)
         self.fetched_tags.add(str(message["properties"]["delivery_tag"]))
         self._queue_cycle.rotate(queue)  # type: ignore[attr-defined]
         self.connection._deliver(message, queue)
