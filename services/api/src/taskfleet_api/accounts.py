@@ -23,7 +23,9 @@ from taskfleet_data.db import migrated_engine
 from taskfleet_data.models import Grant
 from taskfleet_data.settings import DataSettings
 
-from taskfleet_api.auth import require_write
+from taskfleet_api.auth import require_admin, require_read
+from taskfleet_api.bodies import GuardedRoute
+from taskfleet_api.responses import CONFLICT, FORBIDDEN, NOT_FOUND, PROTECTED
 
 
 @asynccontextmanager
@@ -37,7 +39,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             app.state.accounts_engine = None
 
 
-router = APIRouter(prefix="/api/v1", tags=["companies"], lifespan=lifespan)
+router = APIRouter(
+    prefix="/api/v1",
+    tags=["companies"],
+    lifespan=lifespan,
+    route_class=GuardedRoute,
+    dependencies=[Depends(require_read)],
+    responses=PROTECTED,
+)
 
 #: Database ids are 32-bit on every backend; a larger one is a 422, not a driver overflow.
 MAX_ID = 2**31 - 1
@@ -154,7 +163,11 @@ def _company_out(c: Company) -> CompanyOut:
 
 
 @router.post(
-    "/companies", status_code=status.HTTP_201_CREATED, response_model=CompanyOut, dependencies=[Depends(require_write)]
+    "/companies",
+    status_code=status.HTTP_201_CREATED,
+    response_model=CompanyOut,
+    dependencies=[Depends(require_admin)],
+    responses=FORBIDDEN,
 )
 async def create_company(body: CompanyIn, db: AsyncSession = Depends(session)) -> CompanyOut:
     now = datetime.now(UTC)
@@ -164,7 +177,7 @@ async def create_company(body: CompanyIn, db: AsyncSession = Depends(session)) -
     return _company_out(company)
 
 
-@router.get("/companies/{company_id}", response_model=CompanyOut)
+@router.get("/companies/{company_id}", response_model=CompanyOut, responses=NOT_FOUND)
 async def get_company(company_id: CompanyId, db: AsyncSession = Depends(session)) -> CompanyOut:
     company = await db.get(Company, company_id)
     if company is None:
@@ -173,7 +186,11 @@ async def get_company(company_id: CompanyId, db: AsyncSession = Depends(session)
 
 
 @router.post(
-    "/users", status_code=status.HTTP_201_CREATED, response_model=UserOut, dependencies=[Depends(require_write)]
+    "/users",
+    status_code=status.HTTP_201_CREATED,
+    response_model=UserOut,
+    dependencies=[Depends(require_admin)],
+    responses={**FORBIDDEN, **NOT_FOUND, **CONFLICT},
 )
 async def create_user(body: UserIn, db: AsyncSession = Depends(session)) -> UserOut:
     if await db.get(Company, body.company_id) is None:
@@ -187,7 +204,7 @@ async def create_user(body: UserIn, db: AsyncSession = Depends(session)) -> User
     return UserOut(**{k: getattr(user, k) for k in UserOut.model_fields})
 
 
-@router.get("/companies/{company_id}/matches", response_model=MatchesOut)
+@router.get("/companies/{company_id}/matches", response_model=MatchesOut, responses=NOT_FOUND)
 async def company_matches(
     company_id: CompanyId, limit: int = Query(50, ge=1, le=500), db: AsyncSession = Depends(session)
 ) -> MatchesOut:

@@ -15,12 +15,20 @@ from taskfleet_core.broker.client import client
 from taskfleet_core.settings import load
 from taskfleet_core.tasks.contracts import CONTRACTS
 
-from taskfleet_api.auth import require_write
+from taskfleet_api.auth import require_admin, require_read
+from taskfleet_api.bodies import GuardedRoute
 from taskfleet_api.producer import celery_app, job_record, mark_revoked, record_job
+from taskfleet_api.responses import CONFLICT, FORBIDDEN, NOT_FOUND, PROTECTED
 from taskfleet_api.schemas import JobAccepted, JobError, JobRequest, JobStatus
 from taskfleet_api.settings import ApiSettings
 
-router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
+router = APIRouter(
+    prefix="/api/v1/jobs",
+    tags=["jobs"],
+    route_class=GuardedRoute,
+    dependencies=[Depends(require_read)],
+    responses=PROTECTED,
+)
 
 #: States whose meta is progress information rather than a result.
 PROGRESS_STATES = {"PROGRESS", "DEFERRED", states.STARTED, states.RETRY}
@@ -39,7 +47,11 @@ def _contract_errors(exc: ValidationError) -> RequestValidationError:
 
 
 @router.post(
-    "", status_code=status.HTTP_202_ACCEPTED, response_model=JobAccepted, dependencies=[Depends(require_write)]
+    "",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=JobAccepted,
+    dependencies=[Depends(require_admin)],
+    responses={**FORBIDDEN, **NOT_FOUND},
 )
 def submit_job(request: JobRequest) -> JobAccepted:
     contract = CONTRACTS.get(request.task)
@@ -87,7 +99,7 @@ def _known(job_id: str) -> dict[str, str]:
     return record
 
 
-@router.get("/{job_id}", response_model=JobStatus)
+@router.get("/{job_id}", response_model=JobStatus, responses=NOT_FOUND)
 def get_job(job_id: str) -> JobStatus:
     record = _known(job_id)
     result: AsyncResult[Any] = AsyncResult(job_id, app=celery_app())
@@ -114,7 +126,12 @@ def get_job(job_id: str) -> JobStatus:
     return status_
 
 
-@router.delete("/{job_id}", response_model=JobStatus, dependencies=[Depends(require_write)])
+@router.delete(
+    "/{job_id}",
+    response_model=JobStatus,
+    dependencies=[Depends(require_admin)],
+    responses={**FORBIDDEN, **NOT_FOUND, **CONFLICT},
+)
 def revoke_job(job_id: str, terminate: bool = Query(False, description="also stop it if already running")) -> JobStatus:
     record = _known(job_id)
     result: AsyncResult[Any] = AsyncResult(job_id, app=celery_app())

@@ -3,20 +3,33 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, Strict, StrictInt, model_validator
 
 
 class JobRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """Strict types: no bool or string where a number is expected; countdown and eta exclude each other."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        # the spec says what _one_delay enforces: countdown and eta are never both given
+        json_schema_extra={
+            "not": {
+                "required": ["countdown", "eta"],
+                "properties": {"countdown": {"type": "number"}, "eta": {"type": "string"}},
+            }
+        },
+    )
 
     task: str = Field(min_length=1, max_length=200, description="contract name, see GET /api/v1/tasks")
     args: list[Any] = Field(default_factory=list, max_length=50)
     kwargs: dict[str, Any] = Field(default_factory=dict)
-    countdown: float | None = Field(None, ge=0, description="seconds to wait before running")
-    eta: datetime | None = Field(None, description="run at (timezone-aware ISO 8601)")
-    priority: int | None = Field(None, ge=0, le=9, description="0 is the highest on Valkey")
+    countdown: Annotated[float, Strict()] | None = Field(
+        None, ge=0, allow_inf_nan=False, description="seconds to wait before running; not together with eta"
+    )
+    eta: datetime | None = Field(None, description="run at (timezone-aware ISO 8601); not together with countdown")
+    priority: StrictInt | None = Field(None, ge=0, le=9, description="0 is the highest on Valkey")
 
     @model_validator(mode="after")
     def _one_delay(self) -> JobRequest:

@@ -1,4 +1,4 @@
-"""The job API's own settings: tokens, CORS, body size, longest delay."""
+"""The job API's own settings: tokens, CORS, body size, longest delay, job index bounds."""
 
 from __future__ import annotations
 
@@ -8,9 +8,12 @@ from taskfleet_core.settings import FromEnvironment
 
 class ApiSettings(FromEnvironment):
     api_max_body_bytes: int = Field(64 * 1024, ge=1024, description="Largest accepted request body")
-    api_tokens: str = Field("", description="Bearer tokens, comma-separated (several for rotation); from a Secret")
-    api_auth_required: bool = Field(True, description="Refuse mutating requests when no token is configured")
-    api_auth_read_only: bool = Field(False, description="Also require a token for read-only endpoints")
+    api_tokens: str = Field(
+        "", description="Admin bearer tokens (read + every mutation + the DLQ), comma-separated; from a Secret"
+    )
+    api_read_tokens: str = Field(
+        "", description="Read-only bearer tokens (jobs, queues, tasks, grants, matches), comma-separated"
+    )
     api_cors_origins: str = Field("", description="Comma-separated allowed CORS origins; empty: CORS off")
     api_max_delay_seconds: int = Field(
         7 * 24 * 3600,
