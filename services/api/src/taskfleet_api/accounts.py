@@ -13,11 +13,12 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Request, status
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from taskfleet_core.settings import load
+from taskfleet_core.tasks.contracts import EmailAddress
 from taskfleet_data.accounts import COMPANY_SIZES, Company, MatchResult, User
 from taskfleet_data.db import migrated_engine
 from taskfleet_data.models import Grant
@@ -54,21 +55,19 @@ CompanyId = Annotated[int, Path(ge=1, le=MAX_ID)]
 WindowDays = Annotated[int, Field(ge=1, le=366)]
 
 
-def _no_nul(value: Any) -> Any:
-    """PostgreSQL text and JSONB cannot hold NUL characters: refuse them here rather than fail there."""
-    texts = value if isinstance(value, list) else [value]
-    if any(isinstance(t, str) and "\x00" in t for t in texts):
-        raise ValueError("must not contain NUL characters")
-    return value
+#: PostgreSQL text and JSONB cannot hold NUL characters: refused here (and said so in the spec), not there.
+NO_NUL = r"^[^\x00]*$"
 
 
 class CompanyIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # no 0 for a bool, no "1" for a number
 
-    name: str = Field(min_length=1, max_length=200)
+    name: str = Field(min_length=1, max_length=200, pattern=NO_NUL)
     country: str | None = Field(None, pattern=r"^[A-Za-z]{2}$", description="ISO 3166 alpha-2")
-    sectors: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(default_factory=list, max_length=20)
-    description: str = Field("", max_length=20_000)
+    sectors: list[Annotated[str, Field(min_length=1, max_length=100, pattern=NO_NUL)]] = Field(
+        default_factory=list, max_length=20
+    )
+    description: str = Field("", max_length=20_000, pattern=NO_NUL)
     size: Literal[COMPANY_SIZES] | None = None  # type: ignore[valid-type]
     active: bool = True
 
@@ -76,8 +75,6 @@ class CompanyIn(BaseModel):
     @classmethod
     def _upper(cls, value: str | None) -> str | None:
         return value.upper() if value else value
-
-    _text = field_validator("name", "sectors", "description")(_no_nul)
 
 
 class CompanyOut(BaseModel):
@@ -92,18 +89,16 @@ class CompanyOut(BaseModel):
 
 
 class UserIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
-    email: EmailStr
+    email: EmailAddress
     company_id: int = Field(ge=1, le=MAX_ID)
-    name: str | None = Field(None, max_length=200)
+    name: str | None = Field(None, max_length=200, pattern=NO_NUL)
     notify_deadlines: bool = True
     alert_windows_days: list[WindowDays] | None = Field(
         None, min_length=1, max_length=10, description="default 14, 7, 1"
     )
     min_alert_score: float = Field(0.0, ge=0, le=1)
-
-    _text = field_validator("name")(_no_nul)
 
     @field_validator("email")
     @classmethod

@@ -22,6 +22,7 @@ from typing import Any
 from fastapi import Request, Response, status
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
+from starlette.requests import ClientDisconnect
 
 #: Deepest nesting of arrays and objects accepted (a task argument never needs more).
 MAX_DEPTH = 32
@@ -118,7 +119,10 @@ class GuardedRoute(APIRoute):
 
         async def guarded(request: Request) -> Response:
             request.app.state.auth.check_header(request.headers.get("authorization"))  # 401 before 415/422
-            body = await request.body()  # cached on the request: the handler reads the same bytes
+            try:
+                body = await request.body()  # cached on the request: the handler reads the same bytes
+            except ClientDisconnect:  # BodySizeLimit has answered 413 already; this reply is dropped
+                return Response(status_code=status.HTTP_413_CONTENT_TOO_LARGE)
             if body or request.headers.get("content-type"):
                 if not _is_json(request.headers.get("content-type")):
                     return JSONResponse(
