@@ -13,12 +13,12 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Request, status
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from taskfleet_core.settings import load
-from taskfleet_core.tasks.contracts import EmailAddress
+from taskfleet_core.tasks.contracts import EmailAddress, integral_numbers
 from taskfleet_data.accounts import COMPANY_SIZES, Company, MatchResult, User
 from taskfleet_data.db import migrated_engine
 from taskfleet_data.models import Grant
@@ -99,6 +99,11 @@ class UserIn(BaseModel):
         None, min_length=1, max_length=10, description="default 14, 7, 1"
     )
     min_alert_score: float = Field(0.0, ge=0, le=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _integral(cls, data: Any) -> Any:
+        return integral_numbers(cls, data)
 
     @field_validator("email")
     @classmethod

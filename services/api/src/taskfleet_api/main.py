@@ -6,9 +6,13 @@ import logging
 from typing import Any
 
 from fastapi import FastAPI, Request, status
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Scope
 from taskfleet_core.broker.client import client
 from taskfleet_core.settings import load
 
@@ -62,6 +66,12 @@ def create_api() -> FastAPI:
             return JSONResponse({"status": "unavailable", "broker": str(exc)}, status.HTTP_503_SERVICE_UNAVAILABLE)
         return JSONResponse({"status": "ok", "broker": "ok"})
 
+    @api.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == status.HTTP_405_METHOD_NOT_ALLOWED:
+            exc.headers = {**(exc.headers or {}), "Allow": allowed_methods(api, request.scope)}
+        return await http_exception_handler(request, exc)
+
     @api.exception_handler(Exception)
     async def internal_error(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
@@ -69,6 +79,19 @@ def create_api() -> FastAPI:
 
     _document_settings(api, settings)
     return api
+
+
+def allowed_methods(api: FastAPI, scope: Scope) -> str:
+    """A 405's ``Allow``: every method of the path's most specific template (Starlette names only the first
+    route it matched, so ``/dlq/replay`` would say GET, from ``/dlq/{entry_id}``)."""
+    matching: dict[str, set[str]] = {}
+    for route in api.routes:
+        if isinstance(route, APIRoute) and route.path_regex.match(scope["path"]):
+            matching.setdefault(route.path_format, set()).update((route.methods or set()) - {"HEAD"})
+    if not matching:
+        return ""
+    template = min(matching, key=lambda path: path.count("{"))
+    return ", ".join(sorted(matching[template]))
 
 
 def _document_settings(api: FastAPI, settings: ApiSettings) -> None:

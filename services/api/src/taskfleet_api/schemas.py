@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, Strict, StrictInt, model_validator
+from pydantic import BaseModel, ConfigDict, Field, Strict, model_validator
+from taskfleet_core.tasks.contracts import integral_numbers
 
 
 class JobRequest(BaseModel):
@@ -29,7 +30,12 @@ class JobRequest(BaseModel):
         None, ge=0, allow_inf_nan=False, description="seconds to wait before running; not together with eta"
     )
     eta: datetime | None = Field(None, description="run at (timezone-aware ISO 8601); not together with countdown")
-    priority: StrictInt | None = Field(None, ge=0, le=9, description="0 is the highest on Valkey")
+    priority: Annotated[int, Strict()] | None = Field(None, ge=0, le=9, description="0 is the highest on Valkey")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _integral(cls, data: Any) -> Any:
+        return integral_numbers(cls, data)
 
     @model_validator(mode="after")
     def _one_delay(self) -> JobRequest:

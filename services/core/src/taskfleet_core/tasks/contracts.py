@@ -10,10 +10,19 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import email_validator
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    WithJsonSchema,
+    model_validator,
+)
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from taskfleet_core.tasks.queues import QUEUES
@@ -24,6 +33,11 @@ class Args(BaseModel):
     an int, no "10" for a number), no NaN or Infinity."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _integral(cls, data: Any) -> Any:
+        return integral_numbers(cls, data)
 
 
 #: Largest request body the API accepts by default (``API_MAX_BODY_BYTES``); the text fields of a mail are
@@ -41,6 +55,36 @@ def _email_address(value: str) -> str:
     except email_validator.EmailNotValidError as exc:
         raise ValueError(f"not a valid email address: {exc}") from None
     return checked.normalized
+
+
+def _wants_int(annotation: Any) -> bool:
+    if annotation is int:
+        return True
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin is Annotated:
+        return _wants_int(args[0])
+    if origin in (Union, UnionType):
+        return any(_wants_int(a) for a in args if a is not type(None))
+    return False
+
+
+def _integral(value: Any, annotation: Any) -> Any:
+    if isinstance(value, float) and value.is_integer() and _wants_int(annotation):
+        return int(value)
+    if isinstance(value, list):
+        for candidate in (annotation, *get_args(annotation)):  # list[int], list[int] | None
+            if get_origin(candidate) is list:
+                return [_integral(item, get_args(candidate)[0]) for item in value]
+    return value
+
+
+def integral_numbers(model: type[BaseModel], data: Any) -> Any:
+    """JSON has one number type: ``5.0`` is the integer 5 to JSON Schema, so an integer field takes it (as 5);
+    ``5.5``, ``true`` and ``"5"`` stay errors under strict validation. For a model's ``mode="before"`` validator."""
+    if not isinstance(data, dict):
+        return data
+    fields = model.model_fields
+    return {k: _integral(v, fields[k].annotation) if k in fields else v for k, v in data.items()}
 
 
 EmailAddress = Annotated[
