@@ -15,12 +15,15 @@ from pydantic import BaseModel
 from taskfleet_core.broker.client import client
 from taskfleet_core.broker.keys import JOB_KEY
 from taskfleet_core.reliability import dlq
+from taskfleet_core.settings import load
 from taskfleet_core.tasks.contracts import CONTRACTS
 
+from taskfleet_api import joblog
 from taskfleet_api.auth import require_admin_token
 from taskfleet_api.bodies import GuardedRoute
 from taskfleet_api.producer import celery_app, record_job
 from taskfleet_api.responses import CONFLICT, FORBIDDEN, NOT_FOUND, PROTECTED
+from taskfleet_api.settings import ApiSettings
 
 router = APIRouter(
     prefix="/api/v1/dlq",
@@ -111,6 +114,7 @@ def _replay(store: dlq.DeadLetterQueue, entry: dlq.DeadLetter) -> Replayed:
         headers={dlq.REPLAY_OF_HEADER: old},
     )
     record_job(result.id, contract.name, contract.queue, 0.0)
+    joblog.add(result.id, load(ApiSettings))
     client().hset(JOB_KEY.format(job_id=result.id), "replay_of", old)
     store.remove(entry)
     return Replayed(

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from celery import states
 from celery.result import AsyncResult
 from fastapi import APIRouter, Depends, HTTPException, Query, status
 from fastapi.exceptions import RequestValidationError
-from pydantic import ValidationError
+from pydantic import BaseModel, Field, ValidationError
 from taskfleet_core.broker import schedule
 from taskfleet_core.broker.client import client
 from taskfleet_core.settings import load
 from taskfleet_core.tasks.contracts import CONTRACTS
 
+from taskfleet_api import joblog
 from taskfleet_api.auth import require_admin, require_read
 from taskfleet_api.bodies import GuardedRoute
 from taskfleet_api.producer import celery_app, job_record, mark_revoked, record_job
@@ -65,7 +66,8 @@ def submit_job(request: JobRequest) -> JobAccepted:
     delay = request.countdown or 0.0
     if request.eta is not None:
         delay = max(0.0, (request.eta - datetime.now(UTC)).total_seconds())
-    max_delay = load(ApiSettings).api_max_delay_seconds
+    settings = load(ApiSettings)
+    max_delay = settings.api_max_delay_seconds
     if delay > max_delay:
         # Delayed work waits in Valkey's schedule, not in a worker, so the visibility timeout no longer
         # bounds it. This bound is a guard: a mistyped ETA must not park a job (and memory) for years, and
@@ -87,8 +89,52 @@ def submit_job(request: JobRequest) -> JobAccepted:
         contract.name, kwargs=kwargs, countdown=request.countdown, eta=request.eta, priority=request.priority
     )
     record_job(result.id, contract.name, contract.queue, delay)
+    joblog.add(result.id, settings)
     return JobAccepted(
         id=result.id, task=contract.name, queue=contract.queue, status_url=f"{router.prefix}/{result.id}"
+    )
+
+
+class JobSummary(BaseModel):
+    id: str
+    task: str
+    queue: str
+    state: str
+    submitted_at: str
+    date_done: str | None
+
+
+class JobPage(BaseModel):
+    total: int = Field(description="jobs matching the filters among the indexed ones (API_JOB_INDEX_MAX newest)")
+    offset: int
+    limit: int
+    items: list[JobSummary]
+
+
+JobState = Literal["PENDING", "STARTED", "PROGRESS", "DEFERRED", "RETRY", "SUCCESS", "FAILURE", "REVOKED"]
+QueueName = Literal["default", "matching", "email", "sync"]
+
+
+@router.get("", response_model=JobPage)
+def list_jobs(
+    state: JobState | None = None,
+    task: str | None = Query(None, min_length=1, max_length=200),
+    queue: QueueName | None = None,
+    since: datetime | None = Query(None, description="submitted at or after (ISO 8601; no zone: UTC)"),
+    offset: int = Query(0, ge=0, le=1_000_000),
+    limit: int = Query(50, ge=1, le=500),
+) -> JobPage:
+    """Jobs submitted through the API (and DLQ replays), newest first, from a bounded index (joblog)."""
+    if since is not None and since.tzinfo is None:
+        since = since.replace(tzinfo=UTC)
+    total, entries = joblog.listing(
+        load(ApiSettings), state=state, task=task, queue=queue, since=since, offset=offset, limit=limit
+    )
+    return JobPage(
+        total=total,
+        offset=offset,
+        limit=limit,
+        items=[JobSummary(**vars(e)) for e in entries],
     )
 
 

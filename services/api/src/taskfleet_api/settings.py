@@ -20,3 +20,9 @@ class ApiSettings(FromEnvironment):
         ge=1,
         description="Longest countdown/ETA accepted (default 7 days); later or recurring work belongs to Beat",
     )
+    api_job_index_max: int = Field(
+        10_000, ge=100, le=1_000_000, description="Most jobs GET /api/v1/jobs can list (oldest trimmed first)"
+    )
+    api_job_index_max_age_seconds: int = Field(
+        25 * 3600, ge=60, description="Jobs older than this leave the listing (default: the job record's TTL)"
+    )
