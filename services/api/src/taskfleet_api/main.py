@@ -10,6 +10,7 @@ from fastapi.exception_handlers import http_exception_handler
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Scope
@@ -31,7 +32,9 @@ class Readiness(BaseModel):
 
 def create_api() -> FastAPI:
     settings = load(ApiSettings)
-    api = FastAPI(
+    # Swagger UI (/docs) and ReDoc (/redoc) from assets in the fastapi-offline wheel, served by this process under
+    # /static-offline-docs: the docs work on an offline or locked-down cluster (no CDN)
+    api = FastAPIOffline(
         title="Taskfleet job API",
         version="0.1.0",
         description="Submit background jobs by contract name, follow their progress, revoke them.",
