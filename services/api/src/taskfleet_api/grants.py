@@ -23,6 +23,7 @@ from taskfleet_api.accounts import MAX_ID, session
 from taskfleet_api.auth import require_read
 from taskfleet_api.bodies import GuardedRoute
 from taskfleet_api.responses import NOT_FOUND, PROTECTED
+from taskfleet_api.schemas import Timestamp
 
 router = APIRouter(
     prefix="/api/v1/grants",
@@ -99,8 +100,8 @@ async def search_grants(
     country: str | None = Query(None, pattern=r"^[A-Za-z]{2}$", description="ISO 3166 alpha-2"),
     grant_status: Status | None = Query(None, alias="status"),
     active_only: bool = Query(True, description="only grants still open or running"),
-    deadline_after: datetime | None = Query(None, description="deadline at or after (ISO 8601)"),
-    deadline_before: datetime | None = Query(None, description="deadline before (ISO 8601)"),
+    deadline_after: Timestamp | None = Query(None, description="deadline at or after (ISO 8601)"),
+    deadline_before: Timestamp | None = Query(None, description="deadline before (ISO 8601)"),
     offset: int = Query(0, ge=0, le=MAX_HITS),
     limit: int = Query(20, ge=1, le=100),
     db: AsyncSession = Depends(session),

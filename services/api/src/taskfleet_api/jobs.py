@@ -20,7 +20,7 @@ from taskfleet_api.auth import require_admin, require_read
 from taskfleet_api.bodies import GuardedRoute
 from taskfleet_api.producer import celery_app, job_record, mark_revoked, record_job
 from taskfleet_api.responses import CONFLICT, FORBIDDEN, NOT_FOUND, PROTECTED
-from taskfleet_api.schemas import JobAccepted, JobError, JobRequest, JobStatus
+from taskfleet_api.schemas import JobAccepted, JobError, JobRequest, JobStatus, Timestamp
 from taskfleet_api.settings import ApiSettings
 
 router = APIRouter(
@@ -120,7 +120,7 @@ def list_jobs(
     state: JobState | None = None,
     task: str | None = Query(None, min_length=1, max_length=200),
     queue: QueueName | None = None,
-    since: datetime | None = Query(None, description="submitted at or after (ISO 8601; no zone: UTC)"),
+    since: Timestamp | None = Query(None, description="submitted at or after (ISO 8601 with a zone)"),
     offset: int = Query(0, ge=0, le=1_000_000),
     limit: int = Query(50, ge=1, le=500),
 ) -> JobPage:

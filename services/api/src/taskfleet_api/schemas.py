@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, Strict, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, model_validator
 from taskfleet_core.tasks.contracts import integral_numbers
+
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
+
+
+def _rfc3339(value: Any) -> Any:
+    """Only an ISO 8601 / RFC 3339 date-time, as the spec's ``format: date-time`` says (pydantic alone would also
+    take ``0.5`` as a Unix time)."""
+    if not isinstance(value, str) or not _RFC3339.match(value):
+        raise ValueError("must be an ISO 8601 date-time with a zone, e.g. 2026-01-01T00:00:00Z")
+    return value
+
+
+#: A date-time query parameter, with its zone (Z or +hh:mm).
+Timestamp = Annotated[datetime, BeforeValidator(_rfc3339)]
 
 
 class JobRequest(BaseModel):
