@@ -65,7 +65,7 @@ def test_matching_walkthrough_sends_a_deadline_mail(stack: Stack, tmp_path: Path
     assert done.returncode == 0, (done.stdout[-4000:], done.stderr[-4000:], stack.describe("walk-through failed"))
 
     decoder = json.JSONDecoder()
-    checks = [decoder.raw_decode(done.stdout, m.start())[0] for m in re.finditer(r"^\{$", done.stdout, re.M)]
+    checks = [decoder.raw_decode(done.stdout, m.start())[0] for m in re.finditer(r'\{\n  "id"', done.stdout)]
     checks = [c for c in checks if isinstance(c, dict) and "task" in c]
     deadline_checks = [c for c in checks if c["task"] == "email.check_deadline_notifications"]
     first, second = deadline_checks
