@@ -217,3 +217,17 @@ def test_idn_address_is_sent_with_smtputf8_when_offered(smtputf8: bool) -> None:
             assert isinstance(raised.value, PermanentError) and sink.envelopes == []
     finally:
         controller.stop()
+
+
+def test_a_stored_result_a_worker_wrote_with_nan_or_a_surrogate_reads_back(api) -> None:
+    """Input can no longer carry them, but a worker's own result could: GET answers 200, never 500."""
+    from taskfleet_api.producer import celery_app, record_job
+
+    job_id = f"odd-result-{uuid.uuid4().hex[:8]}"
+    record_job(job_id, "maintenance.canary", "default", 0.0)
+    celery_app().backend.store_result(
+        job_id, {"score": float("nan"), "top": float("inf"), "name": "bad \ud800", "ok": [1, 2.5]}, "SUCCESS"
+    )
+    response = api.get(f"/api/v1/jobs/{job_id}")
+    assert response.status_code == 200, response.text
+    assert response.json()["result"] == {"score": "NaN", "top": "Infinity", "name": "bad \\ud800", "ok": [1, 2.5]}

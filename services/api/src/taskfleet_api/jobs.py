@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -35,6 +36,24 @@ router = APIRouter(
 PROGRESS_STATES = {"PROGRESS", "DEFERRED", states.STARTED, states.RETRY}
 #: States in which a job may be waiting in its queue's schedule (countdown/ETA, retry backoff, deferral).
 SCHEDULABLE_STATES = {states.PENDING, states.RETRY, "DEFERRED"}
+
+
+def readable(value: Any) -> Any:
+    """A stored result or progress as strict JSON can carry it: a worker's NaN or Infinity becomes the string
+    ``"NaN"``/``"Infinity"``, a lone surrogate its ``\\udXXX`` escape, instead of a 500 on every read."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8") if _has_surrogate(value) else value
+    if isinstance(value, list | tuple):
+        return [readable(v) for v in value]
+    if isinstance(value, dict):
+        return {readable(str(k)): readable(v) for k, v in value.items()}
+    return value
+
+
+def _has_surrogate(text: str) -> bool:
+    return any("\ud800" <= ch <= "\udfff" for ch in text)
 
 
 def _contract_errors(exc: ValidationError) -> RequestValidationError:
@@ -159,13 +178,13 @@ def get_job(job_id: str) -> JobStatus:
         retries=result.retries,
     )
     if state == states.SUCCESS:
-        status_.result = info
+        status_.result = readable(info)
         status_.date_done = result.date_done.isoformat() if result.date_done else None
     elif state in states.PROPAGATE_STATES or isinstance(info, BaseException):
-        status_.error = JobError(type=type(info).__name__, message=str(info))
+        status_.error = JobError(type=type(info).__name__, message=readable(str(info)))
         status_.date_done = result.date_done.isoformat() if result.date_done else None
     elif state in PROGRESS_STATES and isinstance(info, dict):
-        status_.progress = info
+        status_.progress = readable(info)
     if state in SCHEDULABLE_STATES:
         due = schedule.due_at(client(), record["queue"], job_id)
         status_.due_at = due.isoformat() if due else None
