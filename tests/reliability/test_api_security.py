@@ -36,7 +36,10 @@ def bearer(token: str) -> dict[str, str]:
 
 #: Every operation behind a token, with a request that passes validation (so only auth decides).
 READS = [
+    ("get", "/api/v1/jobs"),
     ("get", "/api/v1/jobs/some-id"),
+    ("get", "/api/v1/grants"),
+    ("get", "/api/v1/grants/1"),
     ("get", "/api/v1/tasks"),
     ("get", "/api/v1/queues"),
     ("get", "/api/v1/companies/1"),
@@ -58,7 +61,7 @@ ADMIN = [
 
 
 def _call(api: TestClient, method: str, path: str, headers: dict[str, str] | None = None):
-    kwargs = {"json": UNKNOWN_TASK} if path == "/api/v1/jobs" else {}
+    kwargs = {"json": UNKNOWN_TASK} if (method, path) == ("post", "/api/v1/jobs") else {}
     return getattr(api, method)(path, headers=headers or {}, **kwargs)
 
 
@@ -103,13 +106,24 @@ def test_spec_declares_exactly_what_is_enforced(make_api) -> None:
     spec = api.get("/openapi.json").json()
     operations = {(m, p): op for p, ops in spec["paths"].items() for m, op in ops.items()}
     guarded = {
-        (m, p.replace("{job_id}", "some-id").replace("{entry_id}", "some-id").replace("{company_id}", "1"))
+        (
+            m,
+            p.replace("{job_id}", "some-id")
+            .replace("{entry_id}", "some-id")
+            .replace("{company_id}", "1")
+            .replace("{grant_id}", "1"),
+        )
         for m, p in operations
         if p.startswith("/api/")
     }
     assert guarded == set(READS) | set(ADMIN)
     for (method, path), op in operations.items():
-        concrete = path.replace("{job_id}", "some-id").replace("{entry_id}", "some-id").replace("{company_id}", "1")
+        concrete = (
+            path.replace("{job_id}", "some-id")
+            .replace("{entry_id}", "some-id")
+            .replace("{company_id}", "1")
+            .replace("{grant_id}", "1")
+        )
         if path.startswith("/api/"):
             assert op["security"] == [{"bearerToken": []}], path
             assert "401" in op["responses"], path
