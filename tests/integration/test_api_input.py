@@ -231,3 +231,11 @@ def test_a_stored_result_a_worker_wrote_with_nan_or_a_surrogate_reads_back(api) 
     response = api.get(f"/api/v1/jobs/{job_id}")
     assert response.status_code == 200, response.text
     assert response.json()["result"] == {"score": "NaN", "top": "Infinity", "name": "bad \\ud800", "ok": [1, 2.5]}
+
+
+def test_schema_valid_addresses_are_accepted(api) -> None:
+    """ST202 from the issue: ``x@i5.a.test`` is a valid address (a reserved test domain, not undeliverable syntax)."""
+    body = {"to": ["x@i5.a.test"], "subject": "s", "text": "t", "reply_to": "jörg@bücher.example"}
+    response = api.post("/api/v1/jobs", json={"task": "email.send_email", "kwargs": body, "countdown": 600})
+    assert response.status_code == 202, response.text
+    api.delete(f"/api/v1/jobs/{response.json()['id']}")  # not meant to be sent
