@@ -59,6 +59,7 @@ def run_blocks(stack: Stack, blocks: list[str]) -> str:
         "TASKFLEET_API_TOKEN": stack.env["API_TOKENS"],
         "PATH": f"{ROOT / '.venv' / 'bin'}:{os.environ['PATH']}",
         "UV_PROJECT": str(ROOT),  # `uv run` outside the repository uses this workspace
+        "UV_NO_SYNC": "1",  # ... as installed: the test never changes the environment
     }
     script = "set -euo pipefail\n" + "\n".join(blocks)
     done = subprocess.run(
