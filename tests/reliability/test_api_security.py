@@ -13,11 +13,11 @@ UNKNOWN_TASK = {"task": "no.such_task"}  # passes auth, then 404: nothing reache
 
 @pytest.fixture
 def make_api(monkeypatch: pytest.MonkeyPatch, fleet_env: dict[str, str]) -> Iterator[Callable[..., TestClient]]:
-    """An API built with extra environment (tokens, read-only auth, CORS); settings cache reset around it."""
+    """An API built with extra environment (tokens, CORS); settings cache reset around it."""
     from taskfleet_core import settings
 
     def make(**env: str) -> TestClient:
-        for key in ("API_TOKENS", "API_AUTH_REQUIRED", "API_AUTH_READ_ONLY", "API_CORS_ORIGINS"):
+        for key in ("API_TOKENS", "API_READ_TOKENS", "API_CORS_ORIGINS"):
             monkeypatch.delenv(key, raising=False)
         for key, value in env.items():
             monkeypatch.setenv(key, value)
@@ -34,43 +34,107 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def test_mutating_endpoints_need_one_of_the_configured_tokens(make_api) -> None:
-    api = make_api(API_TOKENS="old-token, new-token")
-    for method, path in [
-        ("post", "/api/v1/jobs"),
-        ("delete", "/api/v1/jobs/some-id"),
-        ("post", "/api/v1/dlq/some-id/replay"),
-        ("post", "/api/v1/dlq/replay"),
-        ("delete", "/api/v1/dlq"),
-    ]:
-        kwargs = {"json": UNKNOWN_TASK} if path == "/api/v1/jobs" else {}
-        assert getattr(api, method)(path, **kwargs).status_code == 401, path
-        wrong = getattr(api, method)(path, headers=bearer("new-token-but-longer"), **kwargs)
-        assert wrong.status_code == 401 and "invalid" in wrong.json()["detail"]
-    # both tokens work during a rotation; Basic auth is not a bearer token
-    assert api.post("/api/v1/jobs", json=UNKNOWN_TASK, headers=bearer("old-token")).status_code == 404
-    assert api.post("/api/v1/jobs", json=UNKNOWN_TASK, headers=bearer("new-token")).status_code == 404
-    basic = {"Authorization": "Basic b2xkLXRva2Vu"}
-    assert api.post("/api/v1/jobs", json=UNKNOWN_TASK, headers=basic).status_code == 401
+#: Every operation behind a token, with a request that passes validation (so only auth decides).
+READS = [
+    ("get", "/api/v1/jobs"),
+    ("get", "/api/v1/jobs/some-id"),
+    ("get", "/api/v1/grants"),
+    ("get", "/api/v1/grants/1"),
+    ("get", "/api/v1/tasks"),
+    ("get", "/api/v1/queues"),
+    ("get", "/api/v1/companies/1"),
+    ("get", "/api/v1/companies/1/matches"),
+]
+ADMIN = [
+    ("post", "/api/v1/jobs"),
+    ("delete", "/api/v1/jobs/some-id"),
+    ("get", "/api/v1/dlq"),
+    ("get", "/api/v1/dlq/stats"),
+    ("get", "/api/v1/dlq/some-id"),
+    ("post", "/api/v1/dlq/some-id/replay"),
+    ("post", "/api/v1/dlq/replay"),
+    ("delete", "/api/v1/dlq/some-id"),
+    ("delete", "/api/v1/dlq"),
+    ("post", "/api/v1/companies"),
+    ("post", "/api/v1/users"),
+]
 
 
-def test_no_token_configured_refuses_instead_of_opening_up(make_api) -> None:
+def _call(api: TestClient, method: str, path: str, headers: dict[str, str] | None = None):
+    kwargs = {"json": UNKNOWN_TASK} if (method, path) == ("post", "/api/v1/jobs") else {}
+    return getattr(api, method)(path, headers=headers or {}, **kwargs)
+
+
+def test_every_operation_is_closed_by_default(make_api) -> None:
+    api = make_api(API_TOKENS="old-token, new-token", API_READ_TOKENS="reader")
+    for method, path in READS + ADMIN:
+        missing = _call(api, method, path)
+        assert missing.status_code == 401 and missing.headers["www-authenticate"] == "Bearer", (method, path)
+        wrong = _call(api, method, path, bearer("new-token-but-longer"))
+        assert wrong.status_code == 401 and "invalid" in wrong.json()["detail"], (method, path)
+        basic = _call(api, method, path, {"Authorization": "Basic b2xkLXRva2Vu"})
+        assert basic.status_code == 401, (method, path)
+    # probes and metrics stay open; a wrong token there changes nothing
+    for path in ("/healthz", "/readyz", "/metrics"):
+        assert api.get(path, headers=bearer("wrong")).status_code == 200, path
+
+
+def test_read_token_reads_but_never_mutates_nor_sees_dead_letters(make_api) -> None:
+    api = make_api(API_TOKENS="admin", API_READ_TOKENS="reader")
+    assert api.get("/api/v1/tasks", headers=bearer("reader")).status_code == 200
+    assert api.get("/api/v1/queues", headers=bearer("reader")).status_code == 200
+    assert api.get("/api/v1/jobs/some-id", headers=bearer("reader")).status_code == 404
+    for method, path in ADMIN:
+        response = _call(api, method, path, bearer("reader"))
+        assert response.status_code == 403, (method, path, response.text)
+        assert "admin token" in response.json()["detail"]
+    # both admin tokens work during a rotation
+    assert api.get("/api/v1/dlq/stats", headers=bearer("admin")).status_code == 200
+    assert api.post("/api/v1/jobs", json=UNKNOWN_TASK, headers=bearer("admin")).status_code == 404
+
+
+def test_no_token_configured_refuses_everything(make_api) -> None:
     api = make_api()
+    assert api.get("/api/v1/tasks", headers=bearer("anything")).status_code == 401
     assert api.post("/api/v1/jobs", json=UNKNOWN_TASK, headers=bearer("anything")).status_code == 401
-    assert api.get("/api/v1/tasks").status_code == 200
-    opened = make_api(API_AUTH_REQUIRED="false")  # an explicit choice, for a laptop
-    assert opened.post("/api/v1/jobs", json=UNKNOWN_TASK).status_code == 404
+    assert api.get("/healthz").status_code == 200
 
 
-def test_read_only_endpoints_are_open_unless_configured(make_api) -> None:
-    api = make_api(API_TOKENS="reader")
-    assert api.get("/api/v1/tasks").status_code == 200
-    assert api.get("/api/v1/dlq").status_code == 200
-    locked = make_api(API_TOKENS="reader", API_AUTH_READ_ONLY="true")
-    for path in ("/api/v1/tasks", "/api/v1/queues", "/api/v1/dlq", "/api/v1/dlq/stats", "/api/v1/jobs/x"):
-        assert locked.get(path).status_code == 401, path
-    assert locked.get("/api/v1/tasks", headers=bearer("reader")).status_code == 200
-    assert locked.get("/healthz").status_code == 200  # probes never need a token
+def test_spec_declares_exactly_what_is_enforced(make_api) -> None:
+    """Security on exactly the guarded operations; 401 on all of them, 403 on exactly the admin ones."""
+    api = make_api(API_TOKENS="admin")
+    spec = api.get("/openapi.json").json()
+    operations = {(m, p): op for p, ops in spec["paths"].items() for m, op in ops.items()}
+    guarded = {
+        (
+            m,
+            p.replace("{job_id}", "some-id")
+            .replace("{entry_id}", "some-id")
+            .replace("{company_id}", "1")
+            .replace("{grant_id}", "1"),
+        )
+        for m, p in operations
+        if p.startswith("/api/")
+    }
+    assert guarded == set(READS) | set(ADMIN)
+    for (method, path), op in operations.items():
+        concrete = (
+            path.replace("{job_id}", "some-id")
+            .replace("{entry_id}", "some-id")
+            .replace("{company_id}", "1")
+            .replace("{grant_id}", "1")
+        )
+        if path.startswith("/api/"):
+            assert op["security"] == [{"bearerToken": []}], path
+            assert "401" in op["responses"], path
+            assert ("403" in op["responses"]) == ((method, concrete) in ADMIN), (method, path)
+        else:
+            assert "security" not in op and "401" not in op["responses"], path
+    assert spec["components"]["securitySchemes"]["bearerToken"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "description": spec["components"]["securitySchemes"]["bearerToken"]["description"],
+    }
 
 
 def test_cors_is_off_by_default_and_only_for_listed_origins(make_api) -> None:
@@ -91,6 +155,7 @@ def test_errors_carry_no_stack_trace_and_large_bodies_are_refused(make_api) -> N
     assert api.post("/api/v1/jobs", json=big, headers=bearer("t")).status_code == 413
     bad = api.post("/api/v1/jobs", content=b"{not json", headers={**bearer("t"), "Content-Type": "application/json"})
     assert bad.status_code == 422 and "Traceback" not in bad.text
+    assert bad.json()["detail"][0]["loc"] == ["body", 1]
 
 
 def test_token_compare_checks_every_token() -> None:

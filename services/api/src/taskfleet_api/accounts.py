@@ -13,17 +13,20 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Request, status
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from taskfleet_core.settings import load
+from taskfleet_core.tasks.contracts import EmailAddress, integral_numbers
 from taskfleet_data.accounts import COMPANY_SIZES, Company, MatchResult, User
 from taskfleet_data.db import migrated_engine
 from taskfleet_data.models import Grant
 from taskfleet_data.settings import DataSettings
 
-from taskfleet_api.auth import require_write
+from taskfleet_api.auth import require_admin, require_read
+from taskfleet_api.bodies import GuardedRoute
+from taskfleet_api.responses import CONFLICT, FORBIDDEN, NOT_FOUND, PROTECTED
 
 
 @asynccontextmanager
@@ -37,7 +40,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             app.state.accounts_engine = None
 
 
-router = APIRouter(prefix="/api/v1", tags=["companies"], lifespan=lifespan)
+router = APIRouter(
+    prefix="/api/v1",
+    tags=["companies"],
+    lifespan=lifespan,
+    route_class=GuardedRoute,
+    dependencies=[Depends(require_read)],
+    responses=PROTECTED,
+)
 
 #: Database ids are 32-bit on every backend; a larger one is a 422, not a driver overflow.
 MAX_ID = 2**31 - 1
@@ -45,21 +55,19 @@ CompanyId = Annotated[int, Path(ge=1, le=MAX_ID)]
 WindowDays = Annotated[int, Field(ge=1, le=366)]
 
 
-def _no_nul(value: Any) -> Any:
-    """PostgreSQL text and JSONB cannot hold NUL characters: refuse them here rather than fail there."""
-    texts = value if isinstance(value, list) else [value]
-    if any(isinstance(t, str) and "\x00" in t for t in texts):
-        raise ValueError("must not contain NUL characters")
-    return value
+#: PostgreSQL text and JSONB cannot hold NUL characters: refused here (and said so in the spec), not there.
+NO_NUL = r"^[^\x00]*$"
 
 
 class CompanyIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # no 0 for a bool, no "1" for a number
 
-    name: str = Field(min_length=1, max_length=200)
+    name: str = Field(min_length=1, max_length=200, pattern=NO_NUL)
     country: str | None = Field(None, pattern=r"^[A-Za-z]{2}$", description="ISO 3166 alpha-2")
-    sectors: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(default_factory=list, max_length=20)
-    description: str = Field("", max_length=20_000)
+    sectors: list[Annotated[str, Field(min_length=1, max_length=100, pattern=NO_NUL)]] = Field(
+        default_factory=list, max_length=20
+    )
+    description: str = Field("", max_length=20_000, pattern=NO_NUL)
     size: Literal[COMPANY_SIZES] | None = None  # type: ignore[valid-type]
     active: bool = True
 
@@ -67,8 +75,6 @@ class CompanyIn(BaseModel):
     @classmethod
     def _upper(cls, value: str | None) -> str | None:
         return value.upper() if value else value
-
-    _text = field_validator("name", "sectors", "description")(_no_nul)
 
 
 class CompanyOut(BaseModel):
@@ -83,18 +89,21 @@ class CompanyOut(BaseModel):
 
 
 class UserIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
-    email: EmailStr
+    email: EmailAddress
     company_id: int = Field(ge=1, le=MAX_ID)
-    name: str | None = Field(None, max_length=200)
+    name: str | None = Field(None, max_length=200, pattern=NO_NUL)
     notify_deadlines: bool = True
     alert_windows_days: list[WindowDays] | None = Field(
         None, min_length=1, max_length=10, description="default 14, 7, 1"
     )
     min_alert_score: float = Field(0.0, ge=0, le=1)
 
-    _text = field_validator("name")(_no_nul)
+    @model_validator(mode="before")
+    @classmethod
+    def _integral(cls, data: Any) -> Any:
+        return integral_numbers(cls, data)
 
     @field_validator("email")
     @classmethod
@@ -154,7 +163,11 @@ def _company_out(c: Company) -> CompanyOut:
 
 
 @router.post(
-    "/companies", status_code=status.HTTP_201_CREATED, response_model=CompanyOut, dependencies=[Depends(require_write)]
+    "/companies",
+    status_code=status.HTTP_201_CREATED,
+    response_model=CompanyOut,
+    dependencies=[Depends(require_admin)],
+    responses=FORBIDDEN,
 )
 async def create_company(body: CompanyIn, db: AsyncSession = Depends(session)) -> CompanyOut:
     now = datetime.now(UTC)
@@ -164,7 +177,7 @@ async def create_company(body: CompanyIn, db: AsyncSession = Depends(session)) -
     return _company_out(company)
 
 
-@router.get("/companies/{company_id}", response_model=CompanyOut)
+@router.get("/companies/{company_id}", response_model=CompanyOut, responses=NOT_FOUND)
 async def get_company(company_id: CompanyId, db: AsyncSession = Depends(session)) -> CompanyOut:
     company = await db.get(Company, company_id)
     if company is None:
@@ -173,7 +186,11 @@ async def get_company(company_id: CompanyId, db: AsyncSession = Depends(session)
 
 
 @router.post(
-    "/users", status_code=status.HTTP_201_CREATED, response_model=UserOut, dependencies=[Depends(require_write)]
+    "/users",
+    status_code=status.HTTP_201_CREATED,
+    response_model=UserOut,
+    dependencies=[Depends(require_admin)],
+    responses={**FORBIDDEN, **NOT_FOUND, **CONFLICT},
 )
 async def create_user(body: UserIn, db: AsyncSession = Depends(session)) -> UserOut:
     if await db.get(Company, body.company_id) is None:
@@ -187,7 +204,7 @@ async def create_user(body: UserIn, db: AsyncSession = Depends(session)) -> User
     return UserOut(**{k: getattr(user, k) for k in UserOut.model_fields})
 
 
-@router.get("/companies/{company_id}/matches", response_model=MatchesOut)
+@router.get("/companies/{company_id}/matches", response_model=MatchesOut, responses=NOT_FOUND)
 async def company_matches(
     company_id: CompanyId, limit: int = Query(50, ge=1, le=500), db: AsyncSession = Depends(session)
 ) -> MatchesOut:

@@ -1,15 +1,19 @@
-"""Bearer-token authentication for the job API.
+"""Bearer-token authentication for the job API: closed by default, two scopes.
 
-Tokens come from ``API_TOKENS`` (comma-separated, mounted from a Kubernetes Secret); several
-may be valid at once so a token can be rotated without downtime: add the new one, roll the
-clients, remove the old one. Every candidate is compared in constant time
-(``hmac.compare_digest``) and all of them are checked, so timing tells nothing about which
-token or how much of it matched.
+* ``API_TOKENS``: admin tokens. They read everything and may mutate: submit and revoke jobs,
+  create companies and users, and everything under ``/api/v1/dlq`` (dead letters carry
+  payloads, recipients and tracebacks, so even reading them is an admin matter).
+* ``API_READ_TOKENS``: read tokens. They read jobs, queues, tasks, grants, companies and matches.
 
-Secure by default: mutating endpoints (submit, revoke, DLQ replay and purge) always need a
-token. With no token configured they answer 401 rather than open up -- unless
-``API_AUTH_REQUIRED=false`` is set explicitly (a laptop). Read-only endpoints are open unless
-``API_AUTH_READ_ONLY=true``. Health probes never need a token.
+Both lists are comma-separated (mounted from a Kubernetes Secret) and may hold several tokens at
+once, so a token is rotated without downtime: add the new one, roll the clients, remove the old
+one. Every candidate is compared in constant time (``hmac.compare_digest``) and all of them are
+checked, so timing tells nothing about which token or how much of it matched.
+
+Every endpoint except the probes (``/healthz``, ``/readyz``) and ``/metrics`` needs a token; with no
+token configured, every such request is refused (401). A missing or wrong token is 401 everywhere;
+a valid read token on an admin operation is 403. The OpenAPI spec declares the bearer scheme on
+exactly these operations, with 401 on all of them and 403 on the admin ones.
 """
 
 from __future__ import annotations
@@ -17,15 +21,27 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+from enum import StrEnum
 
 from fastapi import HTTPException, Request, Security, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security.utils import get_authorization_scheme_param
 
 from taskfleet_api.settings import ApiSettings
 
 log = logging.getLogger("taskfleet.api.auth")
 
-_bearer = HTTPBearer(auto_error=False, description="API token (one of API_TOKENS)")
+_bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="bearerToken",
+    description="A read token (API_READ_TOKENS) or an admin token (API_TOKENS); operations that answer 403 "
+    "to a read token need an admin token.",
+)
+
+
+class Scope(StrEnum):
+    READ = "read"
+    ADMIN = "admin"
 
 
 def parse_tokens(raw: str) -> list[bytes]:
@@ -41,41 +57,55 @@ def token_matches(candidate: str, digests: list[bytes]) -> bool:
     return matched
 
 
+def _unauthorized(message: str, error: str | None = None) -> HTTPException:
+    challenge = f'Bearer error="{error}"' if error else "Bearer"
+    return HTTPException(status.HTTP_401_UNAUTHORIZED, message, headers={"WWW-Authenticate": challenge})
+
+
 class TokenAuth:
-    """Two dependencies: ``write`` for mutating endpoints, ``read`` for read-only ones."""
+    """Resolves a request's bearer token to its scope, or refuses it."""
 
     def __init__(self, settings: ApiSettings) -> None:
-        self.digests = parse_tokens(settings.api_tokens)
-        self.required = settings.api_auth_required
-        self.read_only = settings.api_auth_read_only
-        if not self.digests:
-            if self.required:
-                log.warning("API_TOKENS is empty: mutating endpoints refuse every request (401)")
-            else:
-                log.warning("API_AUTH_REQUIRED=false and no API_TOKENS: the API is open to anyone who reaches it")
+        self.admin = parse_tokens(settings.api_tokens)
+        self.read = parse_tokens(settings.api_read_tokens)
+        if not self.admin and not self.read:
+            log.warning("neither API_TOKENS nor API_READ_TOKENS is set: every API request is refused (401)")
 
-    def check(self, credentials: HTTPAuthorizationCredentials | None) -> None:
-        if not self.digests and not self.required:
-            return
+    def scope(self, credentials: HTTPAuthorizationCredentials | None) -> Scope:
         if credentials is None or credentials.scheme.lower() != "bearer":
-            raise HTTPException(
-                status.HTTP_401_UNAUTHORIZED, "bearer token required", headers={"WWW-Authenticate": "Bearer"}
-            )
-        if not token_matches(credentials.credentials, self.digests):
-            raise HTTPException(
-                status.HTTP_401_UNAUTHORIZED,
-                "invalid bearer token",
-                headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
-            )
+            raise _unauthorized("bearer token required")
+        token = credentials.credentials
+        is_admin = token_matches(token, self.admin)
+        is_reader = token_matches(token, self.read)  # both lists always checked: same time either way
+        if is_admin:
+            return Scope.ADMIN
+        if is_reader:
+            return Scope.READ
+        raise _unauthorized("invalid bearer token", "invalid_token")
+
+    def check_header(self, authorization: str | None) -> Scope:
+        """The scope of a raw ``Authorization`` header (for checks made before FastAPI's dependencies run)."""
+        scheme, token = get_authorization_scheme_param(authorization)
+        if not authorization or not scheme or not token:
+            return self.scope(None)
+        return self.scope(HTTPAuthorizationCredentials(scheme=scheme, credentials=token))
 
 
-def require_write(request: Request, credentials: HTTPAuthorizationCredentials | None = Security(_bearer)) -> None:
-    """Dependency of mutating routes (submit, revoke, DLQ replay/purge)."""
-    request.app.state.auth.check(credentials)
+def require_read(request: Request, credentials: HTTPAuthorizationCredentials | None = Security(_bearer)) -> Scope:
+    """Router dependency: any valid token (read or admin); 401 otherwise. Keeps the scope for ``require_admin``."""
+    scope: Scope = request.app.state.auth.scope(credentials)
+    request.state.token_scope = scope
+    return scope
 
 
-def require_read(request: Request, credentials: HTTPAuthorizationCredentials | None = Security(_bearer)) -> None:
-    """Dependency of read-only routes: a token only when ``API_AUTH_READ_ONLY`` is on."""
-    auth: TokenAuth = request.app.state.auth
-    if auth.read_only:
-        auth.check(credentials)
+def require_admin(request: Request) -> None:
+    """Route dependency after ``require_read``: a read token gets 403. Declares no security scheme itself, so the
+    spec names the bearer scheme once per operation."""
+    if getattr(request.state, "token_scope", None) is not Scope.ADMIN:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "this operation needs an admin token (API_TOKENS)")
+
+
+def require_admin_token(request: Request, credentials: HTTPAuthorizationCredentials | None = Security(_bearer)) -> None:
+    """Router dependency of admin-only routers (the DLQ): 401 without a valid token, 403 for a read token."""
+    require_read(request, credentials)
+    require_admin(request)

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from taskfleet_core.broker.client import client
 from taskfleet_core.broker.depths import queue_depths
 from taskfleet_core.tasks.contracts import CONTRACTS
 from taskfleet_core.tasks.queues import QUEUES
 
+from taskfleet_api.auth import require_read
+from taskfleet_api.bodies import GuardedRoute
+from taskfleet_api.responses import PROTECTED
 from taskfleet_api.schemas import QueueInfo, TaskInfo
 
-router = APIRouter(prefix="/api/v1", tags=["catalog"])
+router = APIRouter(
+    prefix="/api/v1",
+    tags=["catalog"],
+    route_class=GuardedRoute,
+    dependencies=[Depends(require_read)],
+    responses=PROTECTED,
+)
 
 
 @router.get("/tasks", response_model=list[TaskInfo])

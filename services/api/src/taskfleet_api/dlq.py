@@ -15,12 +15,23 @@ from pydantic import BaseModel
 from taskfleet_core.broker.client import client
 from taskfleet_core.broker.keys import JOB_KEY
 from taskfleet_core.reliability import dlq
+from taskfleet_core.settings import load
 from taskfleet_core.tasks.contracts import CONTRACTS
 
-from taskfleet_api.auth import require_write
+from taskfleet_api import joblog
+from taskfleet_api.auth import require_admin_token
+from taskfleet_api.bodies import GuardedRoute
 from taskfleet_api.producer import celery_app, record_job
+from taskfleet_api.responses import CONFLICT, FORBIDDEN, NOT_FOUND, PROTECTED
+from taskfleet_api.settings import ApiSettings
 
-router = APIRouter(prefix="/api/v1/dlq", tags=["dead-letter queue"])
+router = APIRouter(
+    prefix="/api/v1/dlq",
+    tags=["dead-letter queue"],
+    route_class=GuardedRoute,
+    dependencies=[Depends(require_admin_token)],  # payloads, recipients, tracebacks: admin only
+    responses={**PROTECTED, **FORBIDDEN},
+)
 
 #: The query parameters' allowed values, spelled out so the type checker and the OpenAPI spec both see them;
 #: tests/unit/test_queues.py checks they equal the queue registry and the DLQ's reasons.
@@ -103,6 +114,7 @@ def _replay(store: dlq.DeadLetterQueue, entry: dlq.DeadLetter) -> Replayed:
         headers={dlq.REPLAY_OF_HEADER: old},
     )
     record_job(result.id, contract.name, contract.queue, 0.0)
+    joblog.add(result.id, load(ApiSettings))
     client().hset(JOB_KEY.format(job_id=result.id), "replay_of", old)
     store.remove(entry)
     return Replayed(
@@ -135,13 +147,13 @@ def dead_letter_sizes() -> dict[str, int]:
     return _store().sizes()
 
 
-@router.get("/{entry_id}", response_model=DeadLetterDetail)
+@router.get("/{entry_id}", response_model=DeadLetterDetail, responses=NOT_FOUND)
 def get_dead_letter(entry_id: str) -> DeadLetterDetail:
     entry = _get(_store(), entry_id)
     return DeadLetterDetail(**_fields(entry, DeadLetterDetail))
 
 
-@router.post("/{entry_id}/replay", response_model=Replayed, dependencies=[Depends(require_write)])
+@router.post("/{entry_id}/replay", response_model=Replayed, responses={**NOT_FOUND, **CONFLICT})
 def replay_dead_letter(entry_id: str) -> Replayed:
     store = _store()
     entry = _get(store, entry_id)
@@ -150,7 +162,7 @@ def replay_dead_letter(entry_id: str) -> Replayed:
     return _replay(store, entry)
 
 
-@router.post("/replay", response_model=ReplayReport, dependencies=[Depends(require_write)])
+@router.post("/replay", response_model=ReplayReport)
 def replay_matching(
     queue: QueueName | None = None,
     task: str | None = Query(None, max_length=200),
@@ -168,13 +180,13 @@ def replay_matching(
     return report
 
 
-@router.delete("/{entry_id}", response_model=PurgeReport, dependencies=[Depends(require_write)])
+@router.delete("/{entry_id}", response_model=PurgeReport, responses=NOT_FOUND)
 def purge_dead_letter(entry_id: str) -> PurgeReport:
     store = _store()
     return PurgeReport(purged=int(store.remove(_get(store, entry_id))))
 
 
-@router.delete("", response_model=PurgeReport, dependencies=[Depends(require_write)])
+@router.delete("", response_model=PurgeReport)
 def purge_matching(
     queue: QueueName | None = None,
     task: str | None = Query(None, max_length=200),

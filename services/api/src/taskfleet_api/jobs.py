@@ -2,30 +2,58 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from celery import states
 from celery.result import AsyncResult
 from fastapi import APIRouter, Depends, HTTPException, Query, status
 from fastapi.exceptions import RequestValidationError
-from pydantic import ValidationError
+from pydantic import BaseModel, Field, ValidationError
 from taskfleet_core.broker import schedule
 from taskfleet_core.broker.client import client
 from taskfleet_core.settings import load
 from taskfleet_core.tasks.contracts import CONTRACTS
 
-from taskfleet_api.auth import require_write
+from taskfleet_api import joblog
+from taskfleet_api.auth import require_admin, require_read
+from taskfleet_api.bodies import GuardedRoute
 from taskfleet_api.producer import celery_app, job_record, mark_revoked, record_job
-from taskfleet_api.schemas import JobAccepted, JobError, JobRequest, JobStatus
+from taskfleet_api.responses import CONFLICT, FORBIDDEN, NOT_FOUND, PROTECTED
+from taskfleet_api.schemas import JobAccepted, JobError, JobRequest, JobStatus, Timestamp
 from taskfleet_api.settings import ApiSettings
 
-router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
+router = APIRouter(
+    prefix="/api/v1/jobs",
+    tags=["jobs"],
+    route_class=GuardedRoute,
+    dependencies=[Depends(require_read)],
+    responses=PROTECTED,
+)
 
 #: States whose meta is progress information rather than a result.
 PROGRESS_STATES = {"PROGRESS", "DEFERRED", states.STARTED, states.RETRY}
 #: States in which a job may be waiting in its queue's schedule (countdown/ETA, retry backoff, deferral).
 SCHEDULABLE_STATES = {states.PENDING, states.RETRY, "DEFERRED"}
+
+
+def readable(value: Any) -> Any:
+    """A stored result or progress as strict JSON can carry it: a worker's NaN or Infinity becomes the string
+    ``"NaN"``/``"Infinity"``, a lone surrogate its ``\\udXXX`` escape, instead of a 500 on every read."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8") if _has_surrogate(value) else value
+    if isinstance(value, list | tuple):
+        return [readable(v) for v in value]
+    if isinstance(value, dict):
+        return {readable(str(k)): readable(v) for k, v in value.items()}
+    return value
+
+
+def _has_surrogate(text: str) -> bool:
+    return any("\ud800" <= ch <= "\udfff" for ch in text)
 
 
 def _contract_errors(exc: ValidationError) -> RequestValidationError:
@@ -39,7 +67,11 @@ def _contract_errors(exc: ValidationError) -> RequestValidationError:
 
 
 @router.post(
-    "", status_code=status.HTTP_202_ACCEPTED, response_model=JobAccepted, dependencies=[Depends(require_write)]
+    "",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=JobAccepted,
+    dependencies=[Depends(require_admin)],
+    responses={**FORBIDDEN, **NOT_FOUND},
 )
 def submit_job(request: JobRequest) -> JobAccepted:
     contract = CONTRACTS.get(request.task)
@@ -53,7 +85,8 @@ def submit_job(request: JobRequest) -> JobAccepted:
     delay = request.countdown or 0.0
     if request.eta is not None:
         delay = max(0.0, (request.eta - datetime.now(UTC)).total_seconds())
-    max_delay = load(ApiSettings).api_max_delay_seconds
+    settings = load(ApiSettings)
+    max_delay = settings.api_max_delay_seconds
     if delay > max_delay:
         # Delayed work waits in Valkey's schedule, not in a worker, so the visibility timeout no longer
         # bounds it. This bound is a guard: a mistyped ETA must not park a job (and memory) for years, and
@@ -75,8 +108,52 @@ def submit_job(request: JobRequest) -> JobAccepted:
         contract.name, kwargs=kwargs, countdown=request.countdown, eta=request.eta, priority=request.priority
     )
     record_job(result.id, contract.name, contract.queue, delay)
+    joblog.add(result.id, settings)
     return JobAccepted(
         id=result.id, task=contract.name, queue=contract.queue, status_url=f"{router.prefix}/{result.id}"
+    )
+
+
+class JobSummary(BaseModel):
+    id: str
+    task: str
+    queue: str
+    state: str
+    submitted_at: str
+    date_done: str | None
+
+
+class JobPage(BaseModel):
+    total: int = Field(description="jobs matching the filters among the indexed ones (API_JOB_INDEX_MAX newest)")
+    offset: int
+    limit: int
+    items: list[JobSummary]
+
+
+JobState = Literal["PENDING", "STARTED", "PROGRESS", "DEFERRED", "RETRY", "SUCCESS", "FAILURE", "REVOKED"]
+QueueName = Literal["default", "matching", "email", "sync"]
+
+
+@router.get("", response_model=JobPage)
+def list_jobs(
+    state: JobState | None = None,
+    task: str | None = Query(None, min_length=1, max_length=200),
+    queue: QueueName | None = None,
+    since: Timestamp | None = Query(None, description="submitted at or after (ISO 8601 with a zone)"),
+    offset: int = Query(0, ge=0, le=1_000_000),
+    limit: int = Query(50, ge=1, le=500),
+) -> JobPage:
+    """Jobs submitted through the API (and DLQ replays), newest first, from a bounded index (joblog)."""
+    if since is not None and since.tzinfo is None:
+        since = since.replace(tzinfo=UTC)
+    total, entries = joblog.listing(
+        load(ApiSettings), state=state, task=task, queue=queue, since=since, offset=offset, limit=limit
+    )
+    return JobPage(
+        total=total,
+        offset=offset,
+        limit=limit,
+        items=[JobSummary(**vars(e)) for e in entries],
     )
 
 
@@ -87,7 +164,7 @@ def _known(job_id: str) -> dict[str, str]:
     return record
 
 
-@router.get("/{job_id}", response_model=JobStatus)
+@router.get("/{job_id}", response_model=JobStatus, responses=NOT_FOUND)
 def get_job(job_id: str) -> JobStatus:
     record = _known(job_id)
     result: AsyncResult[Any] = AsyncResult(job_id, app=celery_app())
@@ -101,20 +178,25 @@ def get_job(job_id: str) -> JobStatus:
         retries=result.retries,
     )
     if state == states.SUCCESS:
-        status_.result = info
+        status_.result = readable(info)
         status_.date_done = result.date_done.isoformat() if result.date_done else None
     elif state in states.PROPAGATE_STATES or isinstance(info, BaseException):
-        status_.error = JobError(type=type(info).__name__, message=str(info))
+        status_.error = JobError(type=type(info).__name__, message=readable(str(info)))
         status_.date_done = result.date_done.isoformat() if result.date_done else None
     elif state in PROGRESS_STATES and isinstance(info, dict):
-        status_.progress = info
+        status_.progress = readable(info)
     if state in SCHEDULABLE_STATES:
         due = schedule.due_at(client(), record["queue"], job_id)
         status_.due_at = due.isoformat() if due else None
     return status_
 
 
-@router.delete("/{job_id}", response_model=JobStatus, dependencies=[Depends(require_write)])
+@router.delete(
+    "/{job_id}",
+    response_model=JobStatus,
+    dependencies=[Depends(require_admin)],
+    responses={**FORBIDDEN, **NOT_FOUND, **CONFLICT},
+)
 def revoke_job(job_id: str, terminate: bool = Query(False, description="also stop it if already running")) -> JobStatus:
     record = _known(job_id)
     result: AsyncResult[Any] = AsyncResult(job_id, app=celery_app())

@@ -2,21 +2,55 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, model_validator
+from taskfleet_core.tasks.contracts import integral_numbers
+
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
+
+
+def _rfc3339(value: Any) -> Any:
+    """Only an ISO 8601 / RFC 3339 date-time, as the spec's ``format: date-time`` says (pydantic alone would also
+    take ``0.5`` as a Unix time)."""
+    if not isinstance(value, str) or not _RFC3339.match(value):
+        raise ValueError("must be an ISO 8601 date-time with a zone, e.g. 2026-01-01T00:00:00Z")
+    return value
+
+
+#: A date-time query parameter, with its zone (Z or +hh:mm).
+Timestamp = Annotated[datetime, BeforeValidator(_rfc3339)]
 
 
 class JobRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """Strict types: no bool or string where a number is expected; countdown and eta exclude each other."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        # the spec says what _one_delay enforces: countdown and eta are never both given
+        json_schema_extra={
+            "not": {
+                "required": ["countdown", "eta"],
+                "properties": {"countdown": {"type": "number"}, "eta": {"type": "string"}},
+            }
+        },
+    )
 
     task: str = Field(min_length=1, max_length=200, description="contract name, see GET /api/v1/tasks")
     args: list[Any] = Field(default_factory=list, max_length=50)
     kwargs: dict[str, Any] = Field(default_factory=dict)
-    countdown: float | None = Field(None, ge=0, description="seconds to wait before running")
-    eta: datetime | None = Field(None, description="run at (timezone-aware ISO 8601)")
-    priority: int | None = Field(None, ge=0, le=9, description="0 is the highest on Valkey")
+    countdown: Annotated[float, Strict()] | None = Field(
+        None, ge=0, allow_inf_nan=False, description="seconds to wait before running; not together with eta"
+    )
+    eta: datetime | None = Field(None, description="run at (timezone-aware ISO 8601); not together with countdown")
+    priority: Annotated[int, Strict()] | None = Field(None, ge=0, le=9, description="0 is the highest on Valkey")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _integral(cls, data: Any) -> Any:
+        return integral_numbers(cls, data)
 
     @model_validator(mode="after")
     def _one_delay(self) -> JobRequest:

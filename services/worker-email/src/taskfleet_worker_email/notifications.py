@@ -22,6 +22,7 @@ harmless: ``send_email`` sends a key once.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -221,7 +222,10 @@ async def _check(task: FleetTask, windows: list[int], job_id: str) -> dict[str, 
         "due": len(alerts),
         "dispatched": len(owned),
         "already_handled": len(alerts) - len(owned),
-        "windows_days": windows,
+        # the job's windows apply only to users without their own (alert_windows_days); what was applied is
+        # counted per window of the due alerts
+        "default_windows_days": windows,
+        "due_by_window": {str(w): n for w, n in sorted(Counter(a.window_days for a in alerts).items())},
     }
 
 

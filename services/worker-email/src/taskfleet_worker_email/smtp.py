@@ -1,7 +1,9 @@
 """Build and deliver one email with aiosmtplib, sorting SMTP failures into retry / never retry.
 
 4xx replies, timeouts and dropped connections are transient (the server asks us to
-come back); 5xx replies are permanent (a rejected recipient stays rejected).
+come back); 5xx replies are permanent (a rejected recipient stays rejected), and so is an
+internationalised address (IDN, UTF-8 local part) when the server does not offer SMTPUTF8;
+when it does, aiosmtplib sends with SMTPUTF8.
 """
 
 from __future__ import annotations
@@ -19,6 +21,10 @@ from taskfleet_core.tasks.errors import PermanentError, TransientError
 
 class RecipientRejected(PermanentError):
     """Every recipient was refused with a 5xx reply."""
+
+
+class AddressNotSupported(PermanentError):
+    """An internationalised address (RFC 6531) and a server that does not offer SMTPUTF8."""
 
 
 def build_message(args: SendEmailArgs, settings: SmtpSettings, dedupe_key: str) -> EmailMessage:
@@ -61,6 +67,10 @@ async def deliver(message: EmailMessage, settings: SmtpSettings) -> dict[str, An
         if all(_is_transient(code) for code in codes):
             raise TransientError(f"recipients deferred: {detail}") from None
         raise RecipientRejected(f"recipients refused: {detail}") from None
+    except aiosmtplib.SMTPNotSupported as exc:
+        # an internationalised address (IDN domain, UTF-8 local part) and a server without SMTPUTF8: asking
+        # again will not change the server's extensions, so this is permanent (no retry loop)
+        raise AddressNotSupported(f"SMTP server cannot deliver to this address: {exc}") from None
     except aiosmtplib.SMTPResponseException as exc:
         if _is_transient(exc.code):
             raise TransientError(f"SMTP {exc.code}: {exc.message}") from None

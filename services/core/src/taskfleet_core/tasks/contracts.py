@@ -10,18 +10,88 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, ValidationError, model_validator
+import email_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    WithJsonSchema,
+    model_validator,
+)
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from taskfleet_core.tasks.queues import QUEUES
 
 
 class Args(BaseModel):
-    """Base of every argument model: unknown fields are errors, not silently ignored."""
+    """Base of every argument model: unknown fields are errors, not silently ignored; strict types (no bool for
+    an int, no "10" for a number), no NaN or Infinity."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _integral(cls, data: Any) -> Any:
+        return integral_numbers(cls, data)
+
+
+#: Largest request body the API accepts by default (``API_MAX_BODY_BYTES``); the text fields of a mail are
+#: bounded so that a mail at every limit still fits (tests/unit/test_contracts.py checks it).
+DEFAULT_MAX_BODY_BYTES = 64 * 1024
+#: A header field value: no NUL, CR or LF (a CR/LF would start a new header: ``Bcc:`` injection).
+HEADER_TEXT = r"^[^\x00\r\n]*$"
+
+
+def _email_address(value: str) -> str:
+    """RFC 5321/6531 address: internationalised (IDN, UTF-8 local part) allowed, sent with SMTPUTF8; reserved
+    test domains (``.test``) allowed."""
+    try:
+        checked = email_validator.validate_email(value, check_deliverability=False, test_environment=True)
+    except email_validator.EmailNotValidError as exc:
+        raise ValueError(f"not a valid email address: {exc}") from None
+    return checked.normalized
+
+
+def _wants_int(annotation: Any) -> bool:
+    if annotation is int:
+        return True
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin is Annotated:
+        return _wants_int(args[0])
+    if origin in (Union, UnionType):
+        return any(_wants_int(a) for a in args if a is not type(None))
+    return False
+
+
+def _integral(value: Any, annotation: Any) -> Any:
+    if isinstance(value, float) and value.is_integer() and _wants_int(annotation):
+        return int(value)
+    if isinstance(value, list):
+        for candidate in (annotation, *get_args(annotation)):  # list[int], list[int] | None
+            if get_origin(candidate) is list:
+                return [_integral(item, get_args(candidate)[0]) for item in value]
+    return value
+
+
+def integral_numbers(model: type[BaseModel], data: Any) -> Any:
+    """JSON has one number type: ``5.0`` is the integer 5 to JSON Schema, so an integer field takes it (as 5);
+    ``5.5``, ``true`` and ``"5"`` stay errors under strict validation. For a model's ``mode="before"`` validator."""
+    if not isinstance(data, dict):
+        return data
+    fields = model.model_fields
+    return {k: _integral(v, fields[k].annotation) if k in fields else v for k, v in data.items()}
+
+
+EmailAddress = Annotated[
+    str,
+    AfterValidator(_email_address),
+    WithJsonSchema({"type": "string", "format": "email", "maxLength": 254}),
+]
 
 
 class NoArgs(Args):
@@ -32,16 +102,18 @@ GrantSource = Literal["cordis", "eu_portal", "iati", "gcf", "world_bank"]
 
 
 class SendEmailArgs(Args):
-    to: list[EmailStr] = Field(min_length=1, max_length=50)
-    subject: str = Field(min_length=1, max_length=998)
-    text: str = Field(min_length=1, max_length=200_000, description="plain-text body")
-    html: str | None = Field(None, max_length=500_000, description="optional HTML alternative")
-    reply_to: EmailStr | None = None
-    idempotency_key: str | None = Field(None, max_length=200, description="same key = same email, sent once")
+    to: list[EmailAddress] = Field(min_length=1, max_length=50)
+    subject: str = Field(min_length=1, max_length=998, pattern=HEADER_TEXT, description="no NUL, CR or LF")
+    text: str = Field(min_length=1, max_length=24_000, pattern=r"^[^\x00]*$", description="plain-text body")
+    html: str | None = Field(None, max_length=24_000, pattern=r"^[^\x00]*$", description="optional HTML alternative")
+    reply_to: EmailAddress | None = None
+    idempotency_key: str | None = Field(
+        None, max_length=200, pattern=HEADER_TEXT, description="same key = same email, sent once"
+    )
 
 
 class DeadlineCheckArgs(Args):
-    windows_days: list[int] = Field(default=[14, 7, 1], min_length=1, max_length=10)
+    windows_days: list[Annotated[int, Field(ge=1, le=366)]] = Field(default=[14, 7, 1], min_length=1, max_length=10)
 
 
 class CompanyMatchesArgs(Args):

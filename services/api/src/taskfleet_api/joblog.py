@@ -1,0 +1,92 @@
+"""The job index behind ``GET /api/v1/jobs``: a bounded Valkey sorted set of submitted jobs.
+
+Every job the API submits (and every DLQ replay) is added with its submission time as the score;
+on each add the set is trimmed by age (``API_JOB_INDEX_MAX_AGE_SECONDS``) and by size
+(``API_JOB_INDEX_MAX``, oldest first), so it never grows without bound. A listing reads the
+newest entries since ``since`` (at most ``API_JOB_INDEX_MAX``), their job records (task, queue)
+and their states by key (``MGET`` of the result keys): point lookups of a bounded set, never a
+scan of the result backend. A job whose result has expired (``RESULT_EXPIRES``) reads PENDING,
+as ``GET /jobs/{id}`` does.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+from taskfleet_core.broker.client import client
+from taskfleet_core.broker.keys import JOB_KEY, KEY_PREFIX
+
+from taskfleet_api.producer import celery_app
+from taskfleet_api.settings import ApiSettings
+
+#: ZSET: job id -> submission time (epoch seconds). Trimmed by age and size on every add; no TTL.
+JOB_INDEX_KEY = KEY_PREFIX + "jobs:index"
+
+
+@dataclass(frozen=True)
+class JobEntry:
+    id: str
+    task: str
+    queue: str
+    state: str
+    submitted_at: str
+    date_done: str | None
+
+
+def add(job_id: str, settings: ApiSettings, now: float | None = None) -> None:
+    now = time.time() if now is None else now
+    pipe = client().pipeline()
+    pipe.zadd(JOB_INDEX_KEY, {job_id: now})
+    pipe.zremrangebyscore(JOB_INDEX_KEY, "-inf", now - settings.api_job_index_max_age_seconds)
+    pipe.zremrangebyrank(JOB_INDEX_KEY, 0, -(settings.api_job_index_max + 1))
+    pipe.execute()
+
+
+def _state(raw: str | None) -> tuple[str, str | None]:
+    if raw is None:
+        return "PENDING", None
+    try:
+        meta = json.loads(raw)
+    except ValueError:
+        return "PENDING", None
+    return str(meta.get("status", "PENDING")), meta.get("date_done")
+
+
+def listing(
+    settings: ApiSettings,
+    *,
+    state: str | None,
+    task: str | None,
+    queue: str | None,
+    since: datetime | None,
+    offset: int,
+    limit: int,
+) -> tuple[int, list[JobEntry]]:
+    """Newest first: the total matching and one page."""
+    lowest: float | str = since.timestamp() if since else "-inf"
+    ids = cast(
+        list[str],
+        client().zrevrangebyscore(JOB_INDEX_KEY, "+inf", lowest, start=0, num=settings.api_job_index_max),
+    )
+    if not ids:
+        return 0, []
+    pipe = client().pipeline()
+    for job_id in ids:
+        pipe.hgetall(JOB_KEY.format(job_id=job_id))
+    records = cast(list[dict[str, Any]], pipe.execute())
+    backend: Any = celery_app().backend  # the Redis backend: one key per result
+    keys = [backend.get_key_for_task(job_id).decode() for job_id in ids]
+    metas = cast(list[str | None], client().mget(keys))
+    matching: list[JobEntry] = []
+    for job_id, record, raw in zip(ids, records, metas, strict=True):
+        if not record:  # the record expired before the index entry: nothing left to show
+            continue
+        job_state, done = _state(raw)
+        if (state and job_state != state) or (task and record["task"] != task) or (queue and record["queue"] != queue):
+            continue
+        matching.append(JobEntry(job_id, record["task"], record["queue"], job_state, record["submitted_at"], done))
+    return len(matching), matching[offset : offset + limit]
