@@ -136,6 +136,11 @@ def tree_rss_mib(pid: int) -> float:
     return sum(p.memory_info().rss for p in tree(pid)) / 2**20
 
 
+def tree_pss_mib(pid: int) -> float:
+    """Proportional set size: pages a prefork child shares with its parent are counted once, not per process."""
+    return sum(p.memory_full_info().pss for p in tree(pid)) / 2**20
+
+
 @dataclass
 class Bench:
     sizes: Sizes
@@ -196,7 +201,7 @@ def drain(b: Bench, label: str, argv: list[str], task: str, queue: str) -> dict[
         r.rename(held, queue)
         wait_for_results(r, n, timeout=max(120.0, n / 20))
         cpu = tree_cpu(worker.pid) - cpu0
-        rss = tree_rss_mib(worker.pid)
+        rss, pss = tree_rss_mib(worker.pid), tree_pss_mib(worker.pid)
     finally:
         worker.stop()
     metas = [json.loads(raw) for raw in r.mget([RESULT_PREFIX + i for i in ids]) if raw]
@@ -204,7 +209,7 @@ def drain(b: Bench, label: str, argv: list[str], task: str, queue: str) -> dict[
     if ok != n:
         raise RuntimeError(f"{label}: {ok} of {n} jobs succeeded")
     last = max(datetime.fromisoformat(m["date_done"]).timestamp() for m in metas)
-    return {"tasks_per_s": n / (last - released), "cpu_ms": cpu * 1000 / n, "rss_mib": rss}
+    return {"tasks_per_s": n / (last - released), "cpu_ms": cpu * 1000 / n, "rss_mib": rss, "pss_mib": pss}
 
 
 ENQUEUE_BACKLOG = """
@@ -249,6 +254,9 @@ def section_drain(b: Bench) -> None:
     for name, fig in res.items():
         b.table.add(sect, f"{name}: RSS after drain MiB", f"{fig['rss_mib']:.0f}")
     b.table.add(sect, "fleet / bare-same: RSS", "", ratio(f["rss_mib"], s["rss_mib"]))
+    for name, fig in res.items():
+        b.table.add(sect, f"{name}: PSS after drain MiB (shared pages counted once)", f"{fig['pss_mib']:.0f}")
+    b.table.add(sect, "fleet / bare-same: PSS", "", ratio(f["pss_mib"], s["pss_mib"]))
 
 
 # --- enqueue -----------------------------------------------------------------------------------------------------

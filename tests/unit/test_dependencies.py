@@ -43,7 +43,6 @@ UNIMPORTED_DEPENDENCIES_ALLOWED: dict[tuple[str, str], str] = {
     ("taskfleet-core", "email-validator"): "pydantic's EmailStr validates with it (imported by pydantic)",
     ("taskfleet-data", "aiosqlite"): "SQLAlchemy loads the driver from the URL scheme sqlite+aiosqlite://",
     ("taskfleet-data", "asyncpg"): "SQLAlchemy loads the driver from the URL scheme postgresql+asyncpg://",
-    ("taskfleet-api", "uvicorn"): "the image's command runs `uvicorn --factory taskfleet_api.main:create_api`",
 }
 
 
