@@ -17,7 +17,6 @@ from typing import Any, TypeVar
 
 import redis
 from celery import Task, shared_task, states
-from celery.backends.redis import RedisBackend
 from celery.exceptions import Ignore
 from pydantic import ValidationError
 
@@ -29,6 +28,7 @@ from taskfleet_core.settings import BrokerSettings, load
 from taskfleet_core.tasks.contracts import Args, TaskContract, contract_for
 from taskfleet_core.tasks.errors import InvalidTaskArguments, PermanentError, TransientError
 from taskfleet_core.tasks.queues import QUEUES, RateLimit
+from taskfleet_core.tasks.results import FleetResultBackend
 
 log = logging.getLogger(__name__)
 
@@ -41,35 +41,13 @@ MIN_RETRY_DELAY = 1.0
 #: The state of a task put back because its queue's fleet-wide rate limit was reached.
 DEFERRED = "DEFERRED"
 
-#: The revocation check and the STARTED state in one round trip (``FleetTask.before_start``). Celery's own
-#: ``task_track_started`` costs a GET (it never overwrites SUCCESS) and a SET+PUBLISH pipeline, and the
-#: revocation check an EXISTS: three round trips per task become one. A revoked job is not marked STARTED
-#: (it is marked REVOKED right after); a result already at SUCCESS is left alone, as Celery leaves it.
-#: KEYS: revocation marker, result key. ARGV: encoded STARTED meta, expiry in seconds (0: none), store (1/0).
-START_LUA = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return 1 end
-if ARGV[3] ~= '1' then return 0 end
-local current = redis.call('GET', KEYS[2])
-if current then
-  local ok, meta = pcall(cjson.decode, current)
-  if ok and type(meta) == 'table' and meta['status'] == 'SUCCESS' then return 0 end
-end
-if tonumber(ARGV[2]) > 0 then
-  redis.call('SETEX', KEYS[2], ARGV[2], ARGV[1])
-else
-  redis.call('SET', KEYS[2], ARGV[1])
-end
-redis.call('PUBLISH', KEYS[2], ARGV[1])
-return 0
-"""
-
 
 class FleetTask(Task[Any, Any]):
     """Base of every fleet task: knows its contract."""
 
     abstract = True
     typing = False  # arguments are checked against the contract instead
-    #: STARTED is stored by ``before_start`` together with the revocation check (``START_LUA``), not by Celery.
+    #: STARTED is stored by ``before_start`` together with the revocation check (``_start``), not by Celery.
     track_started = False
     contract: TaskContract
 
@@ -89,27 +67,19 @@ class FleetTask(Task[Any, Any]):
     def _start(self, task_id: str) -> bool:
         """Store STARTED unless the job was revoked (revoked while this worker was not listening); True if revoked.
 
-        One script on the result backend's own client, with the backend's retries on a lost connection, as
-        Celery's STARTED store has them.
+        With the fleet's result backend this is one script (tasks/results.py): Celery's own ``task_track_started``
+        store (a GET, then SET + PUBLISH) and the revocation EXISTS were three round trips per task.
         """
         request = self.request
         store = not (self.ignore_result or request.ignore_result)
         revoked_key = REVOKED_KEY.format(job_id=task_id)
-        backend: Any = self.backend  # celery-types leaves out the key-value backend's helpers used here
-        if not isinstance(self.backend, RedisBackend):  # no script: Celery's store, then the check
-            if store:
-                backend.store_result(
-                    task_id, {"pid": os.getpid(), "hostname": request.hostname}, states.STARTED, request=request
-                )
-            return bool(client().exists(revoked_key))
-        meta = backend._get_result_meta(
-            {"pid": os.getpid(), "hostname": request.hostname}, states.STARTED, None, request
-        )
-        meta["task_id"] = task_id
-        keys = [revoked_key, backend.get_key_for_task(task_id)]
-        argv = [backend.encode(meta), int(backend.expires or 0), 1 if store else 0]
-        script = _start_script(backend.client)
-        return bool(backend.ensure(lambda: script(keys=keys, args=argv), ()))
+        info = {"pid": os.getpid(), "hostname": request.hostname}
+        backend: Any = self.backend
+        if isinstance(backend, FleetResultBackend):
+            return backend.start(task_id, request, info, revoked_key, store)
+        if store:  # another backend: Celery's store, then the check
+            backend.store_result(task_id, info, states.STARTED, request=request)
+        return bool(client().exists(revoked_key))
 
     def _take_rate_limit_slot(self, task_id: str) -> None:
         """Deferred, not retried: a throttled job keeps its retry budget and does not count as a failure."""
@@ -167,11 +137,6 @@ class FleetTask(Task[Any, Any]):
             self.update_state(state=PROGRESS, meta=meta)
         except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
             log.warning("progress of %s not stored (result backend away): %s", self.request.id, exc)
-
-
-@functools.cache
-def _start_script(backend_client: redis.Redis) -> Any:
-    return backend_client.register_script(START_LUA)
 
 
 def format_validation_error(exc: ValidationError) -> str:
