@@ -2,10 +2,10 @@
 
 One uvicorn process serves one request at a time in Python; submitting a job is CPU in the API (validation,
 FastAPI, Celery's message building) plus Valkey round trips, so throughput scales with processes, not threads.
-``API_WORKERS`` (default: the CPUs this process may use) server processes each bind the port with
-``SO_REUSEPORT`` (the kernel spreads connections over them) and build their app, Celery producer pool and Valkey
-client once, at start. This process supervises them: SIGTERM/SIGINT is passed on, a server that dies is
-started again.
+``API_WORKERS`` (default: the CPUs this process may use, at most ``MAX_DEFAULT_WORKERS``) server processes each
+bind the port with ``SO_REUSEPORT`` (the kernel spreads connections over them) and build their app, Celery
+producer pool and Valkey client once, at start. This process supervises them: SIGTERM/SIGINT is passed on, a
+server that dies is started again.
 
 Not ``uvicorn --workers``: its shared socket is made without ``IPPROTO_TCP``, so asyncio does not set
 ``TCP_NODELAY`` on the accepted connections and every response waits for the client's delayed ACK (about 40 ms
@@ -29,9 +29,12 @@ from types import FrameType
 import uvicorn
 from taskfleet_core.observability import metrics
 
+#: The default's ceiling: each server process holds the whole API (about 100 MiB); set ``API_WORKERS`` for more.
+MAX_DEFAULT_WORKERS = 4
+
 
 def default_workers() -> int:
-    return len(os.sched_getaffinity(0))
+    return min(MAX_DEFAULT_WORKERS, len(os.sched_getaffinity(0)))
 
 
 def bind(host: str, port: int) -> socket.socket:
