@@ -26,8 +26,12 @@ format:
 	uv run ruff check --fix .
 
 .PHONY: bench
-bench: bootstrap  ## fleet worker vs bare Celery: throughput and memory ratios
-	uv run python bench/bench_worker.py
+bench: bootstrap  ## the benchmark suite: fleet vs bare Celery, one table of ratios (var/bench/report.md)
+	uv run python bench/suite.py $(BENCH_ARGS)
+
+.PHONY: bench-quick
+bench-quick: bootstrap  ## the suite on small counts (a smoke check, not a measurement)
+	uv run python bench/suite.py --quick --out var/bench/quick.md
 
 .PHONY: bench-matching
 bench-matching: bootstrap  ## matching scoring throughput: companies/s and grants/s

@@ -42,7 +42,6 @@ UNDECLARED_IMPORTS_ALLOWED: dict[tuple[str, str], str] = {
 UNIMPORTED_DEPENDENCIES_ALLOWED: dict[tuple[str, str], str] = {
     ("taskfleet-data", "aiosqlite"): "SQLAlchemy loads the driver from the URL scheme sqlite+aiosqlite://",
     ("taskfleet-data", "asyncpg"): "SQLAlchemy loads the driver from the URL scheme postgresql+asyncpg://",
-    ("taskfleet-api", "uvicorn"): "the image's command runs `uvicorn --factory taskfleet_api.main:create_api`",
 }
 
 

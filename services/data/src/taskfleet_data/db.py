@@ -18,7 +18,6 @@ from contextlib import asynccontextmanager
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from taskfleet_data.engine import create_engine
-from taskfleet_data.migrations import upgrade
 
 #: URLs this process has migrated to head already.
 _migrated: set[str] = set()
@@ -30,6 +29,9 @@ async def migrated_engine(url: str) -> AsyncEngine:
     The caller disposes of it; for an engine that lives as long as the process (the API's).
     """
     if url not in _migrated:
+        # Alembic is imported on first use, not at start-up: a worker scaled from zero gets ready sooner.
+        from taskfleet_data.migrations import upgrade
+
         await upgrade(url)
         _migrated.add(url)
     return create_engine(url)

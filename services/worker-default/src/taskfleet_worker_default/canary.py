@@ -22,6 +22,7 @@ def canary(task: FleetTask, args: CanaryArgs) -> dict[str, Any]:
     if attempt < args.fail_attempts:
         raise TransientError(f"canary transient failure {attempt + 1} of {args.fail_attempts}")
     for step in range(args.steps):
-        task.report_progress(step, args.steps, f"step {step + 1} of {args.steps}")
-        time.sleep(args.sleep_seconds / args.steps)
+        if args.sleep_seconds:  # an instant run has no progress worth a write (a result store per step)
+            task.report_progress(step, args.steps, f"step {step + 1} of {args.steps}")
+            time.sleep(args.sleep_seconds / args.steps)
     return {"steps": args.steps, "attempts": attempt + 1, "payload": args.payload}

@@ -15,15 +15,13 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from opentelemetry import trace
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.instrumentation.celery import CeleryInstrumentor
-from opentelemetry.instrumentation.redis import RedisInstrumentor
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
+
+# The SDK, the exporter and the instrumentations are imported only when tracing is on: they cost about a second of
+# start-up (protobuf, the OTLP exporter, wrapt), which a worker scaled from zero should not pay for nothing.
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +43,16 @@ def configure(service_name: str, *, celery: bool = True, clients: bool = True) -
     global _provider
     if _provider is not None or not enabled():
         return _provider is not None
+    from opentelemetry import trace
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.instrumentation.celery import CeleryInstrumentor
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+
     os.environ.setdefault("OTEL_SERVICE_NAME", service_name)
     provider = TracerProvider(resource=Resource.create())
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     trace.set_tracer_provider(provider)
     _provider = provider
@@ -70,6 +76,7 @@ def instrument_libraries() -> None:
     # Imported here on purpose: these import SQLAlchemy and HTTPX, which are not dependencies of taskfleet-core
     # (the Beat and queue-exporter images lack them); only services that have them call this function.
     from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+    from opentelemetry.instrumentation.redis import RedisInstrumentor
     from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 
     for instrumentor in (RedisInstrumentor(), HTTPXClientInstrumentor(), SQLAlchemyInstrumentor()):
@@ -79,6 +86,8 @@ def instrument_libraries() -> None:
 
 def annotate_task(task: Any) -> None:
     """Put our task attributes on the current (task) span: id, name, queue, retry count."""
+    from opentelemetry import trace
+
     span = trace.get_current_span()
     if not span.is_recording():
         return

@@ -21,6 +21,8 @@ from taskfleet_core.tasks.queues import DEFAULT_QUEUE, QUEUES, TASK_ROUTE_PATTER
 
 #: Seed 000's result TTL: one hour.
 RESULT_EXPIRES = 3600
+#: The result backend class (``module:Class``), prefixed to the Valkey URL in ``result_backend``.
+RESULT_BACKEND = "taskfleet_core.tasks.results:FleetResultBackend"
 
 
 def queue_for_task(name: str) -> str:
@@ -58,7 +60,9 @@ def create_app(main: str, *, consumer_queue: str | None = None) -> Celery:
             "unacked_mutex_key": spec.unacked_mutex_key,
         }
 
-    app = Celery(main, broker=settings.redis_url, backend=settings.redis_url, set_as_current=True)
+    # The result backend is Celery's Redis backend with one-round-trip stores (tasks/results.py).
+    backend = f"{RESULT_BACKEND}+{settings.redis_url}"
+    app = Celery(main, broker=settings.redis_url, backend=backend, set_as_current=True)
     app.conf.update(
         # seed 000 "Worker Configuration"
         task_serializer="json",

@@ -29,6 +29,9 @@ from taskfleet_core.tasks.fleet_task import task_options
 
 log = logging.getLogger("taskfleet.worker")
 
+#: Celery features a fleet worker switches off (see ``run_worker``).
+FLEET_WORKER_OPTIONS = ("--without-mingle", "--without-gossip", "--without-heartbeat")
+
 
 def _register_placeholder(app: Celery, contract: TaskContract) -> None:
     def not_implemented(self, *args, **kwargs):  # type: ignore[no-untyped-def]
@@ -75,10 +78,15 @@ def run_worker(app: Celery, argv: Sequence[str] | None = None) -> None:
     """Start the worker in this process (PID 1 in a container, so it receives SIGTERM itself).
 
     Extra command-line arguments (``--concurrency 8``, ``--pool solo``) are passed to Celery.
+
+    Without mingle, gossip and event heartbeats (``FLEET_WORKER_OPTIONS``): the fleet uses none of them. Mingle
+    makes every starting worker wait about a second for its peers' revoked lists, which the fleet keeps in
+    Valkey instead (``taskfleet:revoked:<id>``, checked before each run); gossip and heartbeats feed event
+    monitors the fleet does not run (task events are off; liveness is the probe files and the Valkey
+    heartbeat). Remote control (``inspect``, revoke broadcasts) stays on.
     """
     queue = app.conf.taskfleet_queue
     settings = load(ObservabilitySettings)
     extra = list(sys.argv[1:] if argv is None else argv)
-    app.worker_main(
-        ["worker", "--queues", queue, "--hostname", f"{queue}@%h", "--loglevel", settings.log_level, *extra]
-    )
+    base = ["worker", "--queues", queue, "--hostname", f"{queue}@%h", "--loglevel", settings.log_level]
+    app.worker_main([*base, *FLEET_WORKER_OPTIONS, *extra])
