@@ -46,3 +46,7 @@ typecheck: bootstrap  ## mypy: strict on core, typed defs everywhere (0 errors i
 .PHONY: images
 images: bootstrap  ## the seven service images (+ Valkey, PostgreSQL, SMTP sink) with podman on local bases; sizes printed
 	./scripts/build-images $(SERVICES)
+
+.PHONY: kube-play
+kube-play: images  ## the rendered chart as pods under podman kube play: job -> worker -> SMTP sink, probes, drain
+	TASKFLEET_KUBE_PLAY=1 uv run pytest tests/kube -v -p no:cacheprovider
