@@ -210,6 +210,35 @@ schema = {
                 "secretKey": s("string", "Key in that Secret.", minLength=1),
             },
         ),
+        "apiTokens": obj(
+            "API_TOKENS of the job API.",
+            {
+                "tokens": s("string", "Bearer tokens, comma-separated (chart-created Secret)."),
+                "existingSecret": s("string", "Secret holding API_TOKENS."),
+                "secretKey": s("string", "Key of API_TOKENS in existingSecret.", minLength=1),
+            },
+        ),
+        "smtp": obj(
+            "SMTP settings of the email worker.",
+            {
+                "host": s("string", "SMTP_HOST.", minLength=1),
+                "port": s("integer", "SMTP_PORT.", minimum=1, maximum=65535),
+                "starttls": s("boolean", "SMTP_STARTTLS."),
+                "username": s("string", "SMTP_USERNAME (chart-created Secret)."),
+                "password": s("string", "SMTP_PASSWORD (chart-created Secret)."),
+                "existingSecret": s("string", "Secret holding the SMTP login."),
+                "usernameKey": s("string", "Key of the user name in existingSecret.", minLength=1),
+                "passwordKey": s("string", "Key of the password in existingSecret.", minLength=1),
+            },
+        ),
+        "otel": obj(
+            "OpenTelemetry export.",
+            {
+                "endpoint": s("string", "OTEL_EXPORTER_OTLP_ENDPOINT (chart-created Secret)."),
+                "existingSecret": s("string", "Secret holding the OTLP endpoint."),
+                "secretKey": s("string", "Key of the endpoint in existingSecret.", minLength=1),
+            },
+        ),
         "valkey": obj(
             "The broker and result backend.",
             {

@@ -128,6 +128,7 @@ taskfleet.io/valkey-client: "true"
   value: /tmp/celerybeat-schedule
 - name: METRICS_PORT
   value: {{ .Values.metrics.port | quote }}
+{{ include "taskfleet.appSecretEnv" . }}
 {{- with .Values.config.extraEnv }}
 {{ toYaml . }}
 {{- end }}
@@ -161,4 +162,68 @@ imagePullSecrets:
 {{- define "taskfleet.probeCommand" -}}
 exec:
   command: ["python", "-m", "taskfleet_core.observability.probes", {{ .check | quote }}, "--name", {{ .name | quote }}]
+{{- end }}
+
+{{- define "taskfleet.appSecretName" -}}
+{{- printf "%s-app" (include "taskfleet.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Keys of the chart-created application Secret: only values not taken from an existingSecret. */}}
+{{- define "taskfleet.appSecretData" -}}
+{{- $d := dict }}
+{{- if not .Values.apiTokens.existingSecret }}
+{{- $_ := set $d "api-tokens" .Values.apiTokens.tokens }}
+{{- end }}
+{{- if and (not .Values.smtp.existingSecret) .Values.smtp.username }}
+{{- $_ := set $d "smtp-username" .Values.smtp.username }}
+{{- $_ := set $d "smtp-password" .Values.smtp.password }}
+{{- end }}
+{{- if and (not .Values.otel.existingSecret) .Values.otel.endpoint }}
+{{- $_ := set $d "otlp-endpoint" .Values.otel.endpoint }}
+{{- end }}
+{{- if $d }}{{ toYaml $d }}{{ end }}
+{{- end }}
+
+{{/* env entries read from the application Secret or the existingSecrets named in values. */}}
+{{- define "taskfleet.appSecretEnv" -}}
+{{- $app := include "taskfleet.appSecretName" . }}
+- name: API_TOKENS
+  valueFrom:
+    secretKeyRef:
+      name: {{ default $app .Values.apiTokens.existingSecret }}
+      key: {{ ternary .Values.apiTokens.secretKey "api-tokens" (ne .Values.apiTokens.existingSecret "") }}
+- name: SMTP_HOST
+  value: {{ .Values.smtp.host | quote }}
+- name: SMTP_PORT
+  value: {{ .Values.smtp.port | quote }}
+- name: SMTP_STARTTLS
+  value: {{ .Values.smtp.starttls | quote }}
+{{- if or .Values.smtp.existingSecret .Values.smtp.username }}
+- name: SMTP_USERNAME
+  valueFrom:
+    secretKeyRef:
+      name: {{ default $app .Values.smtp.existingSecret }}
+      key: {{ ternary .Values.smtp.usernameKey "smtp-username" (ne .Values.smtp.existingSecret "") }}
+- name: SMTP_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ default $app .Values.smtp.existingSecret }}
+      key: {{ ternary .Values.smtp.passwordKey "smtp-password" (ne .Values.smtp.existingSecret "") }}
+{{- end }}
+{{- if or .Values.otel.existingSecret .Values.otel.endpoint }}
+- name: OTEL_EXPORTER_OTLP_ENDPOINT
+  valueFrom:
+    secretKeyRef:
+      name: {{ default $app .Values.otel.existingSecret }}
+      key: {{ ternary .Values.otel.secretKey "otlp-endpoint" (ne .Values.otel.existingSecret "") }}
+{{- end }}
+{{- end }}
+
+{{/*
+Pod annotations that roll the pods when their configuration changes: a checksum of the application Secret's
+rendered data and of every value the shared environment is built from (not of the generated Valkey password).
+*/}}
+{{- define "taskfleet.checksumAnnotations" -}}
+checksum/app-secret: {{ include "taskfleet.appSecretData" . | sha256sum }}
+checksum/env: {{ toJson (list .Values.valkey.auth .Values.valkey.external .Values.database .Values.config .Values.health .Values.apiTokens.existingSecret .Values.smtp .Values.otel.existingSecret) | sha256sum }}
 {{- end }}
