@@ -120,6 +120,12 @@ queue_props = {
     "nodeSelector": free("nodeSelector of the worker pods."),
     "tolerations": arr("Tolerations of the worker pods."),
     "affinity": free("Affinity of the worker pods."),
+    "evictionProtection": s(
+        "boolean",
+        "Annotate the pods so Cluster Autoscaler and Karpenter do not evict them when the grace period exceeds 600 s.",
+    ),
+    "podAnnotations": free("Extra annotations of the worker pods."),
+    "podLabels": free("Extra labels of the worker pods (never in selectors)."),
 }
 queue_entry = obj(
     "A queue of the registry; any key of workerDefaults overrides the default.",
