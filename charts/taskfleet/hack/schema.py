@@ -85,6 +85,7 @@ queue_props = {
     "activationListLength": pos("KEDA activationListLength.", 0),
     "pollingInterval": pos("KEDA pollingInterval, seconds."),
     "cooldownPeriod": pos("KEDA cooldownPeriod, seconds; longer than the grace period."),
+    "retryBackoffMaxSeconds": pos("Cap of the retry backoff, seconds (QueueSpec.retry.backoff_max).", 0),
     "scaleDown": obj(
         "HPA scale-down behaviour.",
         {
@@ -202,6 +203,12 @@ schema = {
             "Settings every fleet process reads.",
             {
                 "logLevel": s("string", "LOG_LEVEL.", enum=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]),
+                "visibilityTimeoutSeconds": s(
+                    "integer",
+                    "BROKER_VISIBILITY_TIMEOUT_SECONDS; 0 derives it: max over queues of 2 x timeLimit and "
+                    "retryBackoffMaxSeconds + timeLimit. A set value below that fails the render.",
+                    minimum=0,
+                ),
                 "beatScheduleEnabled": s("boolean", "CELERY_BEAT_SCHEDULE_ENABLED."),
                 "pipelineSyncIntervalHours": s("integer", "PIPELINE_SYNC_INTERVAL_HOURS.", minimum=1, maximum=24),
                 "syncScheduleHour": s("integer", "SYNC_SCHEDULE_HOUR (UTC).", minimum=0, maximum=23),

@@ -128,6 +128,8 @@ taskfleet.io/valkey-client: "true"
   value: /tmp/celerybeat-schedule
 - name: METRICS_PORT
   value: {{ .Values.metrics.port | quote }}
+- name: BROKER_VISIBILITY_TIMEOUT_SECONDS
+  value: {{ include "taskfleet.visibilityTimeout" . | quote }}
 {{ include "taskfleet.appSecretEnv" . }}
 {{- with .Values.config.extraEnv }}
 {{ toYaml . }}
@@ -226,4 +228,21 @@ rendered data and of every value the shared environment is built from (not of th
 {{- define "taskfleet.checksumAnnotations" -}}
 checksum/app-secret: {{ include "taskfleet.appSecretData" . | sha256sum }}
 checksum/env: {{ toJson (list .Values.valkey.auth .Values.valkey.external .Values.database .Values.config .Values.health .Values.apiTokens.existingSecret .Values.smtp .Values.otel.existingSecret) | sha256sum }}
+{{- end }}
+
+{{/*
+The visibility timeout every queue needs (invariant 2): the largest of 2 x timeLimit and retryBackoffMaxSeconds +
+timeLimit over the queues, with workerDefaults merged.
+*/}}
+{{- define "taskfleet.visibilityTimeoutRequired" -}}
+{{- $need := 0 }}
+{{- range .Values.queues }}
+{{- $q := include "taskfleet.queue" (dict "ctx" $ "queue" .) | fromYaml }}
+{{- $need = max $need (mul 2 (int $q.timeLimit)) (add (int $q.retryBackoffMaxSeconds) (int $q.timeLimit)) }}
+{{- end }}
+{{- $need }}
+{{- end }}
+
+{{- define "taskfleet.visibilityTimeout" -}}
+{{- if .Values.config.visibilityTimeoutSeconds }}{{ int .Values.config.visibilityTimeoutSeconds }}{{ else }}{{ include "taskfleet.visibilityTimeoutRequired" . }}{{ end }}
 {{- end }}
