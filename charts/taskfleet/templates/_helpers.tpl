@@ -141,7 +141,7 @@ taskfleet.io/valkey-client: "true"
 serviceAccountName: {{ include "taskfleet.serviceAccountName" . }}
 automountServiceAccountToken: false
 securityContext:
-  {{- toYaml .Values.podSecurityContext | nindent 2 }}
+  {{- include "taskfleet.podSecurityContext" . | nindent 2 }}
 {{- with .Values.imagePullSecrets }}
 imagePullSecrets:
   {{- toYaml . | nindent 2 }}
@@ -245,4 +245,30 @@ timeLimit over the queues, with workerDefaults merged.
 
 {{- define "taskfleet.visibilityTimeout" -}}
 {{- if .Values.config.visibilityTimeoutSeconds }}{{ int .Values.config.visibilityTimeoutSeconds }}{{ else }}{{ include "taskfleet.visibilityTimeoutRequired" . }}{{ end }}
+{{- end }}
+
+{{/*
+Security contexts with the locked parts forced, whatever values say (a null in values removes a key, and the
+schema cannot see that): all capabilities dropped, no privilege escalation, read-only root, non-root, and a
+seccomp profile (RuntimeDefault unless values name another).
+*/}}
+{{- define "taskfleet.containerSecurityContext" -}}
+{{- $c := deepCopy (.Values.containerSecurityContext | default dict) }}
+{{- $_ := set $c "capabilities" (dict "drop" (list "ALL")) }}
+{{- $_ = set $c "allowPrivilegeEscalation" false }}
+{{- $_ = set $c "readOnlyRootFilesystem" true }}
+{{- $_ = set $c "runAsNonRoot" true }}
+{{- if not (get ($c.seccompProfile | default dict) "type") }}
+{{- $_ = set $c "seccompProfile" (dict "type" "RuntimeDefault") }}
+{{- end }}
+{{- toYaml $c }}
+{{- end }}
+
+{{- define "taskfleet.podSecurityContext" -}}
+{{- $p := deepCopy (.Values.podSecurityContext | default dict) }}
+{{- $_ := set $p "runAsNonRoot" true }}
+{{- if not (get ($p.seccompProfile | default dict) "type") }}
+{{- $_ = set $p "seccompProfile" (dict "type" "RuntimeDefault") }}
+{{- end }}
+{{- toYaml $p }}
 {{- end }}
