@@ -57,9 +57,10 @@ taskfleet.io/valkey-client: "true"
 {{- end }}
 {{- end }}
 
-{{/* Image of a service: (dict "ctx" $ "service" "api"); values.images.<service> wins. */}}
+{{/* Image of a service: (dict "ctx" $ "service" "api"); values.images.<service> wins. A tag "sha256:..." is a digest. */}}
 {{- define "taskfleet.image" -}}
-{{- $default := printf "%s/taskfleet-%s:%s" .ctx.Values.image.registry .service (default .ctx.Chart.AppVersion .ctx.Values.image.tag) }}
+{{- $tag := default .ctx.Chart.AppVersion .ctx.Values.image.tag }}
+{{- $default := printf "%s/taskfleet-%s%s%s" .ctx.Values.image.registry .service (ternary "@" ":" (hasPrefix "sha256:" $tag)) $tag }}
 {{- default $default (index .ctx.Values.images .service) }}
 {{- end }}
 
@@ -271,4 +272,9 @@ seccomp profile (RuntimeDefault unless values name another).
 {{- $_ = set $p "seccompProfile" (dict "type" "RuntimeDefault") }}
 {{- end }}
 {{- toYaml $p }}
+{{- end }}
+
+{{/* repository:tag, or repository@sha256:... when the tag is a digest: (dict "repository" .. "tag" ..). */}}
+{{- define "taskfleet.imageRef" -}}
+{{- printf "%s%s%s" .repository (ternary "@" ":" (hasPrefix "sha256:" (toString .tag))) (toString .tag) }}
 {{- end }}
