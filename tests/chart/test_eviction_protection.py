@@ -54,3 +54,27 @@ def test_pod_annotations_and_labels_from_defaults_and_queue() -> None:
         assert meta["labels"]["cost-centre"] == "grants", name
     (meta,) = workers(short_queue(podLabels="{tier: batch}")).values()
     assert meta["labels"]["tier"] == "batch"
+
+
+def worker_specs(values: str) -> dict[str, dict[str, Any]]:
+    result = render_values(values)
+    assert result.returncode == 0, result.stderr
+    return {
+        d["metadata"]["name"]: d["spec"]["template"]["spec"]
+        for d in of_kind(parse(result.stdout), "Deployment")
+        if "-worker-" in d["metadata"]["name"]
+    }
+
+
+def test_priority_class_and_topology_spread_reach_every_worker() -> None:
+    values = (
+        "workerDefaults:\n  priorityClassName: batch\n  topologySpreadConstraints:\n"
+        "    - {maxSkew: 1, topologyKey: topology.kubernetes.io/zone, whenUnsatisfiable: ScheduleAnyway}\n"
+    )
+    for name, spec in worker_specs(values).items():
+        assert spec["priorityClassName"] == "batch", name
+        (constraint,) = spec["topologySpreadConstraints"]
+        component = constraint["labelSelector"]["matchLabels"]["app.kubernetes.io/component"]
+        assert name.endswith(component), "the queue's own pods are spread, not the whole fleet"
+    for spec in worker_specs("").values():
+        assert "priorityClassName" not in spec and "topologySpreadConstraints" not in spec

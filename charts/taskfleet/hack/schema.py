@@ -126,6 +126,10 @@ queue_props = {
         "Annotate the pods so Cluster Autoscaler and Karpenter do not evict them when the grace period exceeds 600 s.",
     ),
     "podAnnotations": free("Extra annotations of the worker pods."),
+    "priorityClassName": s("string", "PriorityClass of the worker pods; empty means the cluster default."),
+    "topologySpreadConstraints": arr(
+        "topologySpreadConstraints of the worker pods; an entry without labelSelector gets the queue's selector."
+    ),
     "podLabels": free("Extra labels of the worker pods (never in selectors)."),
 }
 queue_entry = obj(
