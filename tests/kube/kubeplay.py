@@ -17,7 +17,8 @@ here, and only that:
 - ``$(VAR)`` references in env values (dependent environment variables, e.g. the password in REDIS_URL) are
   expanded here as the kubelet does; podman 4.3 passes them through literally.
 - ``containerPort``s are recorded (probes name them) and taken out: podman 4.3 publishes each on the host, so
-  the seven fleet pods' metrics port 9808 would collide; on the pod network every pod has its own address.
+  the metrics port 9808 of Beat, the exporter and the four workers would collide; on the pod network every pod
+  has its own address.
 - Annotation values longer than 63 characters (the checksum annotations) are cut to 63: podman 4.3 applies the
   label length limit to annotations too ("value length exceeds Kubernetetes max 63").
 """
