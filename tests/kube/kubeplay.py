@@ -1,9 +1,9 @@
 """Runs the rendered chart as pods under ``podman kube play`` (no cluster here; see docs/images.md).
 
 ``helm template`` renders the chart with infra/kube-play/values.yaml; each Deployment and StatefulSet becomes
-one Pod from its pod template (podman 4.3 plays Deployments but not StatefulSets or Jobs), next to
-infra/kube-play/dependencies.yaml (PostgreSQL, the SMTP sink, the migration). What podman cannot do is done
-here, and only that:
+one Pod from its pod template (podman 4.3 plays Deployments but not StatefulSets or Jobs), and so does the
+migration hook Job (run to completion first), next to infra/kube-play/dependencies.yaml (PostgreSQL, SMTP
+sink). What podman cannot do is done here, and only that:
 
 - Services and cluster DNS: each pod gets a static address on a podman network, and every pod a ``hostAliases``
   entry per Service name (``<name>.<namespace>.svc``).
@@ -155,7 +155,7 @@ def plan() -> tuple[list[PlayPod], list[dict[str, Any]], list[str]]:
     objects = render()
     secrets = _secrets(objects)
     configmaps = [o for o in objects if o["kind"] == "ConfigMap"]
-    left_out = sorted({o["kind"] for o in objects} - {"Deployment", "StatefulSet", "Secret", "ConfigMap"})
+    left_out = sorted({o["kind"] for o in objects} - {"Deployment", "StatefulSet", "Job", "Secret", "ConfigMap"})
     services = [o["metadata"]["name"] for o in objects if o["kind"] == "Service"]
     services += ["taskfleet-postgres", "taskfleet-smtp-sink"]
     pods: list[PlayPod] = []
@@ -166,6 +166,9 @@ def plan() -> tuple[list[PlayPod], list[dict[str, Any]], list[str]]:
         if obj["kind"] == "StatefulSet":
             claims = [c["metadata"]["name"] for c in obj["spec"].get("volumeClaimTemplates", [])]
             pods.append(_pod(obj["metadata"]["name"], obj["spec"]["template"], secrets, claims))
+    for obj in objects:
+        if obj["kind"] == "Job":  # the migration hook: its pod runs to completion before the fleet starts
+            pods.append(_pod(obj["metadata"]["name"], obj["spec"]["template"], secrets, []))
     for obj in objects:
         if obj["kind"] == "Deployment":
             pods.append(_pod(obj["metadata"]["name"], obj["spec"]["template"], secrets, []))

@@ -227,6 +227,15 @@ schema = {
                 "secretKey": s("string", "Key in that Secret.", minLength=1),
             },
         ),
+        "migrations": obj(
+            "Alembic migrations as a Helm hook Job (shared databases only).",
+            {
+                "enabled": s("boolean", "Render the migration hook Job."),
+                "backoffLimit": pos("backoffLimit of the Job.", 0),
+                "activeDeadlineSeconds": pos("activeDeadlineSeconds of the Job."),
+                "resources": resources,
+            },
+        ),
         "apiTokens": obj(
             "API_TOKENS of the job API.",
             {
