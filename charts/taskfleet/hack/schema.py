@@ -424,6 +424,8 @@ schema = {
                     "description": "KEDA operator pod labels.",
                     "additionalProperties": {"type": "string"},
                 },
+                "apiFrom": arr("NetworkPolicyPeers allowed to reach the API port; empty means any source."),
+                "flowerFrom": arr("NetworkPolicyPeers allowed to reach Flower; empty means this namespace."),
                 "metricsNamespaceLabels": {
                     "type": "object",
                     "description": "Prometheus namespace labels.",
