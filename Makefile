@@ -7,6 +7,8 @@ help:
 	@echo "make up     - run the whole fleet locally (API :8000, one worker per queue, Beat, Valkey, SMTP sink)"
 	@echo "make test   - run the test suite (starts its own valkey-server, SMTP server, PostgreSQL, workers)"
 	@echo "make lint   - ruff"
+	@echo "make images - build the seven service images with podman (root; see docs/images.md)"
+	@echo "make kube-play - run the rendered chart as pods under podman kube play and submit a job end to end"
 
 bootstrap:
 	@./scripts/bootstrap
@@ -44,3 +46,11 @@ chaos: bootstrap  ## long reliability scenarios on real processes; table in var/
 .PHONY: typecheck
 typecheck: bootstrap  ## mypy: strict on core, typed defs everywhere (0 errors is the bar, CI runs it)
 	uv run mypy services/*/src
+
+.PHONY: images
+images: bootstrap  ## the seven service images (+ Valkey, PostgreSQL, SMTP sink) with podman on local bases; sizes printed
+	./scripts/build-images $(SERVICES)
+
+.PHONY: kube-play
+kube-play: images  ## the rendered chart as pods under podman kube play: job -> worker -> SMTP sink, probes, drain
+	TASKFLEET_KUBE_PLAY=1 uv run pytest tests/kube -v -p no:cacheprovider

@@ -96,3 +96,9 @@ def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> None:
             _deep_merge(base[key], value)
         else:
             base[key] = value
+
+
+def service_names() -> list[str]:
+    """The deployed services, one image each: infra/images/services (read by scripts/build-images too)."""
+    text = (REPO / "infra" / "images" / "services").read_text()
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]

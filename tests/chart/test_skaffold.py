@@ -7,10 +7,10 @@ import re
 import pytest
 import yaml
 
-from tests.chart.render import CHART, REPO, helm, parse, pod_spec
+from tests.chart.render import CHART, REPO, helm, parse, pod_spec, service_names
 
 SKAFFOLD = yaml.safe_load((REPO / "skaffold.yaml").read_text())
-SERVICES = sorted(p.parent.name for p in (REPO / "services").glob("*/Dockerfile"))
+SERVICES = sorted(service_names())
 
 
 def release() -> dict:
@@ -32,12 +32,13 @@ def render(values_files: list[str], sets: dict[str, str]) -> list[dict]:
     return parse(helm(*args).stdout)
 
 
-def test_one_artifact_per_dockerfile() -> None:
+def test_one_artifact_per_service() -> None:
     artifacts = SKAFFOLD["build"]["artifacts"]
     assert sorted(a["image"] for a in artifacts) == [f"taskfleet-{s}" for s in SERVICES]
     for a in artifacts:
         assert a["context"] == "."
-        assert (REPO / a["docker"]["dockerfile"]).is_file()
+        assert a["docker"]["dockerfile"] == "infra/images/service.Dockerfile"
+        assert a["docker"]["buildArgs"] == {"SERVICE": a["image"].removeprefix("taskfleet-")}
 
 
 @pytest.mark.parametrize("profile_values", [None, "prod"])

@@ -24,6 +24,7 @@ def test_values_queues_equal_the_python_registry() -> None:
         got = (q["concurrency"], q["prefetchMultiplier"], q["timeLimit"], q["softTimeLimit"])
         want = (spec.concurrency, spec.prefetch_multiplier, spec.time_limit, spec.soft_time_limit)
         assert got == want, f"values.queues[{name}] (concurrency, prefetch, time limits) differs from QUEUES"
+        assert q["retryBackoffMaxSeconds"] == spec.retry.backoff_max, f"values.queues[{name}] retry backoff cap"
 
 
 def test_keda_list_names_follow_the_registry_keys() -> None:
@@ -92,6 +93,14 @@ BAD_VALUES = {
         f"queues: [{QUEUE[: -len('softTimeLimit: 1500')]}softTimeLimit: 1800, name: email}}]",
         ["softTimeLimit 1800 must be below timeLimit 1800"],
     ),
+    "visibility timeout below 2 x time limit": (
+        f"config: {{visibilityTimeoutSeconds: 3000}}\nqueues: [{QUEUE}, name: email, retryBackoffMaxSeconds: 0}}]",
+        ["config.visibilityTimeoutSeconds 3000 is below 2 x timeLimit 1800 of queues[0] (email)", "at least 3600"],
+    ),
+    "visibility timeout below backoff cap + time limit": (
+        f"config: {{visibilityTimeoutSeconds: 4000}}\nqueues: [{QUEUE}, name: sync, retryBackoffMaxSeconds: 3000}}]",
+        ["below retryBackoffMaxSeconds 3000 + timeLimit 1800 of queues[0] (sync)", "at least 4800"],
+    ),
     "duplicate queue": (f"queues: [{QUEUE}, name: a}}, {QUEUE}, name: a}}]", ['queue "a" is listed twice']),
     "root user": ("podSecurityContext: {runAsNonRoot: false}", ["podSecurityContext/runAsNonRoot"]),
     "beat replicas": ("beat: {replicas: 2}", ["additional properties 'replicas' not allowed"]),
@@ -142,3 +151,26 @@ def test_values_schema_is_generated_from_its_source() -> None:
     script = CHART / "hack" / "schema.py"
     result = subprocess.run([sys.executable, str(script), "--check"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
+
+
+def _visibility_timeouts(text: str) -> set[str]:
+    result = render_values(text)
+    assert result.returncode == 0, result.stderr
+    return {
+        env["value"]
+        for doc in yaml.safe_load_all(result.stdout)
+        if doc and doc["kind"] == "Deployment"
+        for c in doc["spec"]["template"]["spec"]["containers"]
+        for env in c.get("env", [])
+        if env["name"] == "BROKER_VISIBILITY_TIMEOUT_SECONDS"
+    }
+
+
+def test_visibility_timeout_is_derived_from_the_queues() -> None:
+    assert _visibility_timeouts("") == {"3600"}, "2 x 1800 (and 1800 + 1800 for sync)"
+    assert _visibility_timeouts(f"queues: [{QUEUE}, name: sync, retryBackoffMaxSeconds: 3000}}]") == {"4800"}
+    long = f"queues: [{QUEUE[: -len('timeLimit: 1800, softTimeLimit: 1500')]}timeLimit: 7200, softTimeLimit: 7000"
+    long += ", name: sync, terminationGracePeriodSeconds: 7230, cooldownPeriod: 7300"
+    long += ", scaleDown: {stabilizationWindowSeconds: 7300}}]"
+    assert _visibility_timeouts(long) == {"14400"}
+    assert _visibility_timeouts("config: {visibilityTimeoutSeconds: 5000}") == {"5000"}

@@ -6,7 +6,7 @@ import re
 
 import yaml
 
-from tests.chart.render import REPO
+from tests.chart.render import REPO, service_names
 
 WORKFLOWS = REPO / ".github" / "workflows"
 
@@ -50,10 +50,11 @@ def test_chart_workflow_lints_templates_validates_and_checks_drift() -> None:
         assert (REPO / script).is_file(), script
 
 
-def test_image_matrix_is_the_list_of_service_dockerfiles() -> None:
+def test_image_matrix_is_the_list_of_services() -> None:
     job = load("images.yml")["jobs"]["build"]
-    services = sorted(p.parent.name for p in (REPO / "services").glob("*/Dockerfile"))
+    services = sorted(service_names())
     assert sorted(job["strategy"]["matrix"]["service"]) == services
     (build,) = [s for s in job["steps"] if s.get("uses", "").startswith("docker/build-push-action")]
-    assert build["with"]["file"] == "services/${{ matrix.service }}/Dockerfile"
+    assert build["with"]["file"] == "infra/images/service.Dockerfile"
+    assert build["with"]["build-args"] == "SERVICE=${{ matrix.service }}"
     assert build["with"]["context"] == "."

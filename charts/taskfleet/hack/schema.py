@@ -85,6 +85,7 @@ queue_props = {
     "activationListLength": pos("KEDA activationListLength.", 0),
     "pollingInterval": pos("KEDA pollingInterval, seconds."),
     "cooldownPeriod": pos("KEDA cooldownPeriod, seconds; longer than the grace period."),
+    "retryBackoffMaxSeconds": pos("Cap of the retry backoff, seconds (QueueSpec.retry.backoff_max).", 0),
     "scaleDown": obj(
         "HPA scale-down behaviour.",
         {
@@ -120,6 +121,16 @@ queue_props = {
     "nodeSelector": free("nodeSelector of the worker pods."),
     "tolerations": arr("Tolerations of the worker pods."),
     "affinity": free("Affinity of the worker pods."),
+    "evictionProtection": s(
+        "boolean",
+        "Annotate the pods so Cluster Autoscaler and Karpenter do not evict them when the grace period exceeds 600 s.",
+    ),
+    "podAnnotations": free("Extra annotations of the worker pods."),
+    "priorityClassName": s("string", "PriorityClass of the worker pods; empty means the cluster default."),
+    "topologySpreadConstraints": arr(
+        "topologySpreadConstraints of the worker pods; an entry without labelSelector gets the queue's selector."
+    ),
+    "podLabels": free("Extra labels of the worker pods (never in selectors)."),
 }
 queue_entry = obj(
     "A queue of the registry; any key of workerDefaults overrides the default.",
@@ -196,6 +207,12 @@ schema = {
             "Settings every fleet process reads.",
             {
                 "logLevel": s("string", "LOG_LEVEL.", enum=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]),
+                "visibilityTimeoutSeconds": s(
+                    "integer",
+                    "BROKER_VISIBILITY_TIMEOUT_SECONDS; 0 derives it: max over queues of 2 x timeLimit and "
+                    "retryBackoffMaxSeconds + timeLimit. A set value below that fails the render.",
+                    minimum=0,
+                ),
                 "beatScheduleEnabled": s("boolean", "CELERY_BEAT_SCHEDULE_ENABLED."),
                 "pipelineSyncIntervalHours": s("integer", "PIPELINE_SYNC_INTERVAL_HOURS.", minimum=1, maximum=24),
                 "syncScheduleHour": s("integer", "SYNC_SCHEDULE_HOUR (UTC).", minimum=0, maximum=23),
@@ -208,6 +225,44 @@ schema = {
                 "url": s("string", "DATABASE_URL.", pattern="^(sqlite\\+aiosqlite|postgresql\\+asyncpg)://"),
                 "existingSecret": s("string", "Secret holding DATABASE_URL."),
                 "secretKey": s("string", "Key in that Secret.", minLength=1),
+            },
+        ),
+        "migrations": obj(
+            "Alembic migrations as a Helm hook Job (shared databases only).",
+            {
+                "enabled": s("boolean", "Render the migration hook Job."),
+                "backoffLimit": pos("backoffLimit of the Job.", 0),
+                "activeDeadlineSeconds": pos("activeDeadlineSeconds of the Job."),
+                "resources": resources,
+            },
+        ),
+        "apiTokens": obj(
+            "API_TOKENS of the job API.",
+            {
+                "tokens": s("string", "Bearer tokens, comma-separated (chart-created Secret)."),
+                "existingSecret": s("string", "Secret holding API_TOKENS."),
+                "secretKey": s("string", "Key of API_TOKENS in existingSecret.", minLength=1),
+            },
+        ),
+        "smtp": obj(
+            "SMTP settings of the email worker.",
+            {
+                "host": s("string", "SMTP_HOST.", minLength=1),
+                "port": s("integer", "SMTP_PORT.", minimum=1, maximum=65535),
+                "starttls": s("boolean", "SMTP_STARTTLS."),
+                "username": s("string", "SMTP_USERNAME (chart-created Secret)."),
+                "password": s("string", "SMTP_PASSWORD (chart-created Secret)."),
+                "existingSecret": s("string", "Secret holding the SMTP login."),
+                "usernameKey": s("string", "Key of the user name in existingSecret.", minLength=1),
+                "passwordKey": s("string", "Key of the password in existingSecret.", minLength=1),
+            },
+        ),
+        "otel": obj(
+            "OpenTelemetry export.",
+            {
+                "endpoint": s("string", "OTEL_EXPORTER_OTLP_ENDPOINT (chart-created Secret)."),
+                "existingSecret": s("string", "Secret holding the OTLP endpoint."),
+                "secretKey": s("string", "Key of the endpoint in existingSecret.", minLength=1),
             },
         ),
         "valkey": obj(
@@ -369,6 +424,8 @@ schema = {
                     "description": "KEDA operator pod labels.",
                     "additionalProperties": {"type": "string"},
                 },
+                "apiFrom": arr("NetworkPolicyPeers allowed to reach the API port; empty means any source."),
+                "flowerFrom": arr("NetworkPolicyPeers allowed to reach Flower; empty means this namespace."),
                 "metricsNamespaceLabels": {
                     "type": "object",
                     "description": "Prometheus namespace labels.",

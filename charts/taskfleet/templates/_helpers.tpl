@@ -57,9 +57,10 @@ taskfleet.io/valkey-client: "true"
 {{- end }}
 {{- end }}
 
-{{/* Image of a service: (dict "ctx" $ "service" "api"); values.images.<service> wins. */}}
+{{/* Image of a service: (dict "ctx" $ "service" "api"); values.images.<service> wins. A tag "sha256:..." is a digest. */}}
 {{- define "taskfleet.image" -}}
-{{- $default := printf "%s/taskfleet-%s:%s" .ctx.Values.image.registry .service (default .ctx.Chart.AppVersion .ctx.Values.image.tag) }}
+{{- $tag := default .ctx.Chart.AppVersion .ctx.Values.image.tag }}
+{{- $default := printf "%s/taskfleet-%s%s%s" .ctx.Values.image.registry .service (ternary "@" ":" (hasPrefix "sha256:" $tag)) $tag }}
 {{- default $default (index .ctx.Values.images .service) }}
 {{- end }}
 
@@ -128,6 +129,9 @@ taskfleet.io/valkey-client: "true"
   value: /tmp/celerybeat-schedule
 - name: METRICS_PORT
   value: {{ .Values.metrics.port | quote }}
+- name: BROKER_VISIBILITY_TIMEOUT_SECONDS
+  value: {{ include "taskfleet.visibilityTimeout" . | quote }}
+{{ include "taskfleet.appSecretEnv" . }}
 {{- with .Values.config.extraEnv }}
 {{ toYaml . }}
 {{- end }}
@@ -138,7 +142,7 @@ taskfleet.io/valkey-client: "true"
 serviceAccountName: {{ include "taskfleet.serviceAccountName" . }}
 automountServiceAccountToken: false
 securityContext:
-  {{- toYaml .Values.podSecurityContext | nindent 2 }}
+  {{- include "taskfleet.podSecurityContext" . | nindent 2 }}
 {{- with .Values.imagePullSecrets }}
 imagePullSecrets:
   {{- toYaml . | nindent 2 }}
@@ -161,4 +165,116 @@ imagePullSecrets:
 {{- define "taskfleet.probeCommand" -}}
 exec:
   command: ["python", "-m", "taskfleet_core.observability.probes", {{ .check | quote }}, "--name", {{ .name | quote }}]
+{{- end }}
+
+{{- define "taskfleet.appSecretName" -}}
+{{- printf "%s-app" (include "taskfleet.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Keys of the chart-created application Secret: only values not taken from an existingSecret. */}}
+{{- define "taskfleet.appSecretData" -}}
+{{- $d := dict }}
+{{- if not .Values.apiTokens.existingSecret }}
+{{- $_ := set $d "api-tokens" .Values.apiTokens.tokens }}
+{{- end }}
+{{- if and (not .Values.smtp.existingSecret) .Values.smtp.username }}
+{{- $_ := set $d "smtp-username" .Values.smtp.username }}
+{{- $_ := set $d "smtp-password" .Values.smtp.password }}
+{{- end }}
+{{- if and (not .Values.otel.existingSecret) .Values.otel.endpoint }}
+{{- $_ := set $d "otlp-endpoint" .Values.otel.endpoint }}
+{{- end }}
+{{- if $d }}{{ toYaml $d }}{{ end }}
+{{- end }}
+
+{{/* env entries read from the application Secret or the existingSecrets named in values. */}}
+{{- define "taskfleet.appSecretEnv" -}}
+{{- $app := include "taskfleet.appSecretName" . }}
+- name: API_TOKENS
+  valueFrom:
+    secretKeyRef:
+      name: {{ default $app .Values.apiTokens.existingSecret }}
+      key: {{ ternary .Values.apiTokens.secretKey "api-tokens" (ne .Values.apiTokens.existingSecret "") }}
+- name: SMTP_HOST
+  value: {{ .Values.smtp.host | quote }}
+- name: SMTP_PORT
+  value: {{ .Values.smtp.port | quote }}
+- name: SMTP_STARTTLS
+  value: {{ .Values.smtp.starttls | quote }}
+{{- if or .Values.smtp.existingSecret .Values.smtp.username }}
+- name: SMTP_USERNAME
+  valueFrom:
+    secretKeyRef:
+      name: {{ default $app .Values.smtp.existingSecret }}
+      key: {{ ternary .Values.smtp.usernameKey "smtp-username" (ne .Values.smtp.existingSecret "") }}
+- name: SMTP_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ default $app .Values.smtp.existingSecret }}
+      key: {{ ternary .Values.smtp.passwordKey "smtp-password" (ne .Values.smtp.existingSecret "") }}
+{{- end }}
+{{- if or .Values.otel.existingSecret .Values.otel.endpoint }}
+- name: OTEL_EXPORTER_OTLP_ENDPOINT
+  valueFrom:
+    secretKeyRef:
+      name: {{ default $app .Values.otel.existingSecret }}
+      key: {{ ternary .Values.otel.secretKey "otlp-endpoint" (ne .Values.otel.existingSecret "") }}
+{{- end }}
+{{- end }}
+
+{{/*
+Pod annotations that roll the pods when their configuration changes: a checksum of the application Secret's
+rendered data and of every value the shared environment is built from (not of the generated Valkey password).
+*/}}
+{{- define "taskfleet.checksumAnnotations" -}}
+checksum/app-secret: {{ include "taskfleet.appSecretData" . | sha256sum }}
+checksum/env: {{ toJson (list .Values.valkey.auth .Values.valkey.external .Values.database .Values.config .Values.health .Values.apiTokens.existingSecret .Values.smtp .Values.otel.existingSecret) | sha256sum }}
+{{- end }}
+
+{{/*
+The visibility timeout every queue needs (invariant 2): the largest of 2 x timeLimit and retryBackoffMaxSeconds +
+timeLimit over the queues, with workerDefaults merged.
+*/}}
+{{- define "taskfleet.visibilityTimeoutRequired" -}}
+{{- $need := 0 }}
+{{- range .Values.queues }}
+{{- $q := include "taskfleet.queue" (dict "ctx" $ "queue" .) | fromYaml }}
+{{- $need = max $need (mul 2 (int $q.timeLimit)) (add (int $q.retryBackoffMaxSeconds) (int $q.timeLimit)) }}
+{{- end }}
+{{- $need }}
+{{- end }}
+
+{{- define "taskfleet.visibilityTimeout" -}}
+{{- if .Values.config.visibilityTimeoutSeconds }}{{ int .Values.config.visibilityTimeoutSeconds }}{{ else }}{{ include "taskfleet.visibilityTimeoutRequired" . }}{{ end }}
+{{- end }}
+
+{{/*
+Security contexts with the locked parts forced, whatever values say (a null in values removes a key, and the
+schema cannot see that): all capabilities dropped, no privilege escalation, read-only root, non-root, and a
+seccomp profile (RuntimeDefault unless values name another).
+*/}}
+{{- define "taskfleet.containerSecurityContext" -}}
+{{- $c := deepCopy (.Values.containerSecurityContext | default dict) }}
+{{- $_ := set $c "capabilities" (dict "drop" (list "ALL")) }}
+{{- $_ = set $c "allowPrivilegeEscalation" false }}
+{{- $_ = set $c "readOnlyRootFilesystem" true }}
+{{- $_ = set $c "runAsNonRoot" true }}
+{{- if not (get ($c.seccompProfile | default dict) "type") }}
+{{- $_ = set $c "seccompProfile" (dict "type" "RuntimeDefault") }}
+{{- end }}
+{{- toYaml $c }}
+{{- end }}
+
+{{- define "taskfleet.podSecurityContext" -}}
+{{- $p := deepCopy (.Values.podSecurityContext | default dict) }}
+{{- $_ := set $p "runAsNonRoot" true }}
+{{- if not (get ($p.seccompProfile | default dict) "type") }}
+{{- $_ = set $p "seccompProfile" (dict "type" "RuntimeDefault") }}
+{{- end }}
+{{- toYaml $p }}
+{{- end }}
+
+{{/* repository:tag, or repository@sha256:... when the tag is a digest: (dict "repository" .. "tag" ..). */}}
+{{- define "taskfleet.imageRef" -}}
+{{- printf "%s%s%s" .repository (ternary "@" ":" (hasPrefix "sha256:" (toString .tag))) (toString .tag) }}
 {{- end }}

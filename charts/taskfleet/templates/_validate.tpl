@@ -37,6 +37,18 @@ naming the key and the fix; the chart then fails once, listing them all.
 {{- end }}
 {{- end }}
 {{- end }}
+{{- $vt := int .Values.config.visibilityTimeoutSeconds }}
+{{- if $vt }}
+{{- range $i, $raw := .Values.queues }}
+{{- $q := include "taskfleet.queue" (dict "ctx" $ "queue" $raw) | fromYaml }}
+{{- if lt $vt (mul 2 (int $q.timeLimit)) }}
+{{- $errors = append $errors (printf "config.visibilityTimeoutSeconds %d is below 2 x timeLimit %d of queues[%d] (%s): a running task would be delivered twice; set it to at least %d, or 0 to derive it" $vt (int $q.timeLimit) $i $q.name (mul 2 (int $q.timeLimit))) }}
+{{- end }}
+{{- if lt $vt (add (int $q.retryBackoffMaxSeconds) (int $q.timeLimit)) }}
+{{- $errors = append $errors (printf "config.visibilityTimeoutSeconds %d is below retryBackoffMaxSeconds %d + timeLimit %d of queues[%d] (%s); set it to at least %d, or 0 to derive it" $vt (int $q.retryBackoffMaxSeconds) (int $q.timeLimit) $i $q.name (add (int $q.retryBackoffMaxSeconds) (int $q.timeLimit))) }}
+{{- end }}
+{{- end }}
+{{- end }}
 {{- if not .Values.queues }}
 {{- $errors = append $errors "queues: the list is empty; list every queue of the registry" }}
 {{- end }}
