@@ -23,13 +23,14 @@ def env_of(objects: list[dict[str, Any]], deployment: str) -> dict[str, dict[str
 
 def test_chart_secret_holds_tokens_smtp_login_and_otlp_endpoint() -> None:
     objects = render(
-        "apiTokens: {tokens: 'new,old'}\n"
+        "apiTokens: {tokens: 'new,old', readTokens: 'dash'}\n"
         "smtp: {host: smtp.example.com, port: 587, starttls: true, username: mailer, password: pw}\n"
         "otel: {endpoint: 'http://otel-collector:4317'}\n"
     )
     secret = by_name(objects, "Secret")["tf-taskfleet-app"]
     assert secret["stringData"] == {
         "api-tokens": "new,old",
+        "api-read-tokens": "dash",
         "smtp-username": "mailer",
         "smtp-password": "pw",
         "otlp-endpoint": "http://otel-collector:4317",
@@ -37,6 +38,11 @@ def test_chart_secret_holds_tokens_smtp_login_and_otlp_endpoint() -> None:
     for name in FLEET:
         env = env_of(objects, name)
         assert env["API_TOKENS"]["valueFrom"]["secretKeyRef"] == {"name": "tf-taskfleet-app", "key": "api-tokens"}
+        assert env["API_READ_TOKENS"]["valueFrom"]["secretKeyRef"] == {
+            "name": "tf-taskfleet-app",
+            "key": "api-read-tokens",
+            "optional": True,
+        }
         assert env["SMTP_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "tf-taskfleet-app", "key": "smtp-password"}
         assert env["OTEL_EXPORTER_OTLP_ENDPOINT"]["valueFrom"]["secretKeyRef"]["key"] == "otlp-endpoint"
         assert (env["SMTP_HOST"]["value"], env["SMTP_PORT"]["value"], env["SMTP_STARTTLS"]["value"]) == (
@@ -55,6 +61,8 @@ def test_existing_secrets_replace_the_chart_secret() -> None:
     assert "tf-taskfleet-app" not in by_name(objects, "Secret"), "nothing left for the chart's Secret to hold"
     env = env_of(objects, "tf-taskfleet-worker-email")
     assert env["API_TOKENS"]["valueFrom"]["secretKeyRef"] == {"name": "api-tokens", "key": "t"}
+    read = env["API_READ_TOKENS"]["valueFrom"]["secretKeyRef"]
+    assert read == {"name": "api-tokens", "key": "readTokens", "optional": True}, "a Secret without it: no read tokens"
     assert env["SMTP_USERNAME"]["valueFrom"]["secretKeyRef"] == {"name": "smtp-login", "key": "username"}
     assert env["SMTP_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "smtp-login", "key": "password"}
     assert env["OTEL_EXPORTER_OTLP_ENDPOINT"]["valueFrom"]["secretKeyRef"] == {"name": "otel", "key": "url"}

@@ -237,11 +237,13 @@ schema = {
             },
         ),
         "apiTokens": obj(
-            "API_TOKENS of the job API.",
+            "API_TOKENS (admin) and API_READ_TOKENS (read-only) of the job API.",
             {
-                "tokens": s("string", "Bearer tokens, comma-separated (chart-created Secret)."),
-                "existingSecret": s("string", "Secret holding API_TOKENS."),
+                "tokens": s("string", "Admin bearer tokens, comma-separated (chart-created Secret)."),
+                "readTokens": s("string", "Read-only bearer tokens, comma-separated (chart-created Secret)."),
+                "existingSecret": s("string", "Secret holding API_TOKENS and optionally API_READ_TOKENS."),
                 "secretKey": s("string", "Key of API_TOKENS in existingSecret.", minLength=1),
+                "readSecretKey": s("string", "Key of API_READ_TOKENS in existingSecret.", minLength=1),
             },
         ),
         "smtp": obj(

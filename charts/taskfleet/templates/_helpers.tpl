@@ -176,6 +176,7 @@ exec:
 {{- $d := dict }}
 {{- if not .Values.apiTokens.existingSecret }}
 {{- $_ := set $d "api-tokens" .Values.apiTokens.tokens }}
+{{- $_ := set $d "api-read-tokens" .Values.apiTokens.readTokens }}
 {{- end }}
 {{- if and (not .Values.smtp.existingSecret) .Values.smtp.username }}
 {{- $_ := set $d "smtp-username" .Values.smtp.username }}
@@ -195,6 +196,12 @@ exec:
     secretKeyRef:
       name: {{ default $app .Values.apiTokens.existingSecret }}
       key: {{ ternary .Values.apiTokens.secretKey "api-tokens" (ne .Values.apiTokens.existingSecret "") }}
+- name: API_READ_TOKENS
+  valueFrom:
+    secretKeyRef:
+      name: {{ default $app .Values.apiTokens.existingSecret }}
+      key: {{ ternary .Values.apiTokens.readSecretKey "api-read-tokens" (ne .Values.apiTokens.existingSecret "") }}
+      optional: true
 - name: SMTP_HOST
   value: {{ .Values.smtp.host | quote }}
 - name: SMTP_PORT
