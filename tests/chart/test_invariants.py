@@ -122,10 +122,12 @@ def test_workers_use_the_same_valkey_database_as_keda(scenario: str) -> None:
             url = env_of(container).get("REDIS_URL")
             if url is None:
                 continue
-            assert url.endswith(f":{vals['valkey']['port']}/{vals['valkey']['database']}")
+            assert url.split("?")[0].endswith(f":{vals['valkey']['port']}/{vals['valkey']['database']}")
             assert ":$(VALKEY_PASSWORD)@" in url, "the password comes from the Secret, never from values"
             names = [e["name"] for e in container["env"]]
             assert names.index("VALKEY_PASSWORD") < names.index("REDIS_URL"), "$(VAR) expands only earlier vars"
+            if "$(VALKEY_USERNAME)" in url:
+                assert names.index("VALKEY_USERNAME") < names.index("REDIS_URL")
 
 
 def test_tls_reaches_both_the_workers_and_keda() -> None:

@@ -277,6 +277,12 @@ schema = {
                     {
                         "existingSecret": s("string", "Secret with the password."),
                         "secretKey": s("string", "Key of the password.", minLength=1),
+                        "username": s(
+                            "string",
+                            "ACL user of an external Valkey (empty: default user).",
+                            pattern="^[A-Za-z0-9._-]*$",
+                        ),
+                        "usernameKey": s("string", "Key of the ACL user name in the Secret.", minLength=1),
                         "tlsKey": s("string", "Key holding 'enable' for KEDA's TLS switch.", minLength=1),
                         "password": s("string", "Password of the chart-created Secret (URL-safe characters)."),
                     },
@@ -289,7 +295,8 @@ schema = {
                             "TLS to the external Valkey.",
                             {
                                 "enabled": s("boolean", "Use rediss://."),
-                                "caSecret": s("string", "Secret with ca.crt."),
+                                "caSecret": s("string", "Secret with the CA certificate (key caKey)."),
+                                "caKey": s("string", "Key of the CA certificate in caSecret.", minLength=1),
                             },
                         ),
                     },

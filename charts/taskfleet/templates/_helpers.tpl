@@ -93,15 +93,68 @@ taskfleet.io/valkey-client: "true"
 {{- and (not .Values.valkey.enabled) .Values.valkey.external.tls.enabled }}
 {{- end }}
 
+{{/* Where fleet pods find the CA of an external TLS Valkey (valkey.external.tls.caSecret). */}}
+{{- define "taskfleet.valkey.caDir" -}}/etc/taskfleet/valkey-ca{{- end }}
+
+{{- define "taskfleet.valkey.hasCa" -}}
+{{- if and (eq (include "taskfleet.valkey.tls" .) "true") .Values.valkey.external.tls.caSecret }}true{{ else }}false{{ end }}
+{{- end }}
+
+{{/*
+REDIS_URL of every fleet container. The ACL user and the password expand from earlier env entries
+(VALKEY_USERNAME, VALKEY_PASSWORD). With TLS the URL names the verification itself (ssl_cert_reqs=required and,
+with a caSecret, ssl_ca_certs=<mounted ca>), so Celery's broker, its result backend, redis-py and Flower all
+verify the server the same way.
+*/}}
+{{- define "taskfleet.valkey.url" -}}
+{{- $tls := eq (include "taskfleet.valkey.tls" .) "true" }}
+{{- $user := ternary "$(VALKEY_USERNAME)" "" (ne (toString .Values.valkey.auth.username) "") }}
+{{- $url := printf "%s://%s:$(VALKEY_PASSWORD)@%s:%d/%d" (ternary "rediss" "redis" $tls) $user (include "taskfleet.valkey.host" .) (int .Values.valkey.port) (int .Values.valkey.database) }}
+{{- if $tls }}
+{{- $url = printf "%s?ssl_cert_reqs=required" $url }}
+{{- if eq (include "taskfleet.valkey.hasCa" .) "true" }}
+{{- $url = printf "%s&ssl_ca_certs=%s/%s" $url (include "taskfleet.valkey.caDir" .) .Values.valkey.external.tls.caKey }}
+{{- end }}
+{{- end }}
+{{- $url }}
+{{- end }}
+
+{{/* The CA volume and mount of fleet pods (nothing without an external TLS Valkey with a caSecret). */}}
+{{- define "taskfleet.valkey.caVolume" -}}
+{{- if eq (include "taskfleet.valkey.hasCa" .) "true" }}
+- name: valkey-ca
+  secret:
+    secretName: {{ .Values.valkey.external.tls.caSecret }}
+    items:
+      - key: {{ .Values.valkey.external.tls.caKey }}
+        path: {{ .Values.valkey.external.tls.caKey }}
+{{- end }}
+{{- end }}
+
+{{- define "taskfleet.valkey.caMount" -}}
+{{- if eq (include "taskfleet.valkey.hasCa" .) "true" }}
+- name: valkey-ca
+  mountPath: {{ include "taskfleet.valkey.caDir" . }}
+  readOnly: true
+{{- end }}
+{{- end }}
+
 {{/* Environment every fleet container shares: Valkey URL with the password from its Secret, database, settings. */}}
 {{- define "taskfleet.env" -}}
+{{- if .Values.valkey.auth.username }}
+- name: VALKEY_USERNAME
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "taskfleet.valkey.secretName" . }}
+      key: {{ .Values.valkey.auth.usernameKey }}
+{{- end }}
 - name: VALKEY_PASSWORD
   valueFrom:
     secretKeyRef:
       name: {{ include "taskfleet.valkey.secretName" . }}
       key: {{ .Values.valkey.auth.secretKey }}
 - name: REDIS_URL
-  value: {{ printf "%s://:$(VALKEY_PASSWORD)@%s:%d/%d" (ternary "rediss" "redis" (eq (include "taskfleet.valkey.tls" .) "true")) (include "taskfleet.valkey.host" .) (int .Values.valkey.port) (int .Values.valkey.database) | quote }}
+  value: {{ include "taskfleet.valkey.url" . | quote }}
 - name: DATABASE_URL
 {{- if .Values.database.existingSecret }}
   valueFrom:

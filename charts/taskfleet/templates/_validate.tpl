@@ -58,6 +58,12 @@ naming the key and the fix; the chart then fails once, listing them all.
 {{- if and .Values.valkey.enabled .Values.valkey.external.host }}
 {{- $errors = append $errors "valkey: both valkey.enabled and valkey.external.host are set; choose one" }}
 {{- end }}
+{{- if and .Values.valkey.enabled .Values.valkey.auth.username }}
+{{- $errors = append $errors (printf "valkey.auth.username %q: the in-chart Valkey has only its default user (requirepass); ACL users are for an external Valkey (valkey.enabled false, valkey.external.host)" .Values.valkey.auth.username) }}
+{{- end }}
+{{- if and .Values.valkey.external.tls.caSecret (not (eq (include "taskfleet.valkey.tls" .) "true")) }}
+{{- $errors = append $errors "valkey.external.tls.caSecret is set but TLS is off: set valkey.external.tls.enabled (with an external Valkey) or drop caSecret" }}
+{{- end }}
 {{- if and .Values.flower.enabled (not .Values.flower.basicAuth.existingSecret) }}
 {{- $errors = append $errors "flower: flower.enabled needs flower.basicAuth.existingSecret (a Secret with key `auth` = user:password); Flower never runs without auth" }}
 {{- end }}
