@@ -83,6 +83,7 @@ queue_props = {
     "maxReplicaCount": pos("KEDA maxReplicaCount."),
     "listLength": pos("KEDA listLength (tasks per pod); 0 means concurrency.", 0),
     "activationListLength": pos("KEDA activationListLength.", 0),
+    "backlogAlertSeconds": pos("Backlog alert threshold, seconds; 0 means timeLimit / 5.", 0),
     "pollingInterval": pos("KEDA pollingInterval, seconds."),
     "cooldownPeriod": pos("KEDA cooldownPeriod, seconds; longer than the grace period."),
     "retryBackoffMaxSeconds": pos("Cap of the retry backoff, seconds (QueueSpec.retry.backoff_max).", 0),
@@ -410,7 +411,27 @@ schema = {
                 "podMonitor": obj(
                     "PodMonitor.", {"enabled": s("boolean", "Create it."), "interval": s("string", "Interval.")}
                 ),
-                "prometheusRule": obj("PrometheusRule.", {"enabled": s("boolean", "Create it.")}),
+                "prometheusRule": obj(
+                    "PrometheusRule.",
+                    {
+                        "enabled": s("boolean", "Create it."),
+                        "alerts": obj(
+                            "Thresholds of the chart's own alerts.",
+                            {
+                                "autoscalerAtMaxFor": s(
+                                    "string", "for: of TaskfleetAutoscalerAtMax.", pattern="^[0-9]+(s|m|h)$"
+                                ),
+                                "valkeyMemory": obj(
+                                    "TaskfleetValkeyMemoryHigh.",
+                                    {
+                                        "ratio": s("number", "used/maxmemory ratio.", exclusiveMinimum=0, maximum=1),
+                                        "job": s("string", "Regex of the exporter's scrape job.", minLength=1),
+                                    },
+                                ),
+                            },
+                        ),
+                    },
+                ),
                 "dashboards": obj(
                     "Dashboards.",
                     {
