@@ -309,6 +309,17 @@ schema = {
                         "storageClass": s("string", "StorageClass."),
                     },
                 ),
+                "metrics": obj(
+                    "redis_exporter sidecar of the in-chart Valkey.",
+                    {
+                        "enabled": s("boolean", "Run the sidecar."),
+                        "image": obj(
+                            "Exporter image.", {"repository": s("string", "Repository."), "tag": s("string", "Tag.")}
+                        ),
+                        "port": s("integer", "Exporter port.", minimum=1, maximum=65535),
+                        "resources": resources,
+                    },
+                ),
                 "maxmemory": s("string", "maxmemory, e.g. 1gb.", pattern="^[0-9]+(b|kb|mb|gb)?$"),
                 "resources": resources,
             },
