@@ -40,6 +40,21 @@ def pos(d, mn=1):
     return s("integer", d, minimum=mn)
 
 
+def placement(who):
+    """Scheduling and metadata keys every component takes (workers: per queue, in workerDefaults)."""
+    return {
+        "nodeSelector": free(f"nodeSelector of {who}."),
+        "tolerations": arr(f"Tolerations of {who}."),
+        "affinity": free(f"Affinity of {who}."),
+        "podAnnotations": free(f"Extra annotations of {who}."),
+        "podLabels": free(f"Extra labels of {who} (never in selectors)."),
+        "priorityClassName": s("string", f"PriorityClass of {who}; empty means the cluster default."),
+        "topologySpreadConstraints": arr(
+            f"topologySpreadConstraints of {who}; an entry without labelSelector gets the component's selector."
+        ),
+    }
+
+
 quantity = {"anyOf": [{"type": "string", "pattern": r"^[0-9.]+[a-zA-Z]*$"}, {"type": "number", "minimum": 0}]}
 resources = obj(
     "Container resources; requests and limits are both required (no pod runs unbounded).",
@@ -269,6 +284,7 @@ schema = {
         "valkey": obj(
             "The broker and result backend.",
             {
+                **placement("the Valkey pod"),
                 "enabled": s("boolean", "Run Valkey in the chart."),
                 "image": obj("Valkey image.", {"repository": s("string", "Repository."), "tag": s("string", "Tag.")}),
                 "database": s("integer", "Database index.", minimum=0, maximum=15),
@@ -349,6 +365,7 @@ schema = {
         "beat": obj(
             "The singleton Beat.",
             {
+                **placement("the beat pods"),
                 "enabled": s("boolean", "Run Beat."),
                 "lockTtlSeconds": s("integer", "Leader lock TTL, seconds.", minimum=10),
                 "resources": resources,
@@ -357,6 +374,7 @@ schema = {
         "api": obj(
             "The job API.",
             {
+                **placement("the api pods"),
                 "replicas": pos("Replicas without HPA."),
                 "port": s("integer", "Container port.", minimum=1024, maximum=65535),
                 "service": obj(
@@ -398,6 +416,7 @@ schema = {
         "flower": obj(
             "Flower.",
             {
+                **placement("the flower pods"),
                 "enabled": s("boolean", "Run Flower."),
                 "image": obj("Image.", {"repository": s("string", "Repository."), "tag": s("string", "Tag.")}),
                 "port": s("integer", "Port.", minimum=1024, maximum=65535),
@@ -408,6 +427,7 @@ schema = {
         "queueExporter": obj(
             "The queue exporter Deployment.",
             {
+                **placement("the queueExporter pods"),
                 "enabled": s("boolean", "Run it."),
                 "resources": resources,
             },

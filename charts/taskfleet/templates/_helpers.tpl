@@ -331,3 +331,37 @@ seccomp profile (RuntimeDefault unless values name another).
 {{- define "taskfleet.imageRef" -}}
 {{- printf "%s%s%s" .repository (ternary "@" ":" (hasPrefix "sha256:" (toString .tag))) (toString .tag) }}
 {{- end }}
+
+{{/*
+Scheduling of a non-worker component: (dict "ctx" $ "component" "api" "values" .Values.api). nodeSelector,
+tolerations, affinity, priorityClassName and topologySpreadConstraints (an entry without labelSelector spreads
+the component's own pods), as the workers take them per queue.
+*/}}
+{{- define "taskfleet.placement" -}}
+{{- $v := .values }}
+{{- with $v.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $v.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $v.affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $v.priorityClassName }}
+priorityClassName: {{ . }}
+{{- end }}
+{{- if $v.topologySpreadConstraints }}
+topologySpreadConstraints:
+  {{- range $v.topologySpreadConstraints }}
+  {{- $c := deepCopy . }}
+  {{- if not $c.labelSelector }}
+  {{- $_ := set $c "labelSelector" (dict "matchLabels" (include "taskfleet.selectorLabels" (dict "ctx" $.ctx "component" $.component) | fromYaml)) }}
+  {{- end }}
+  - {{- toYaml $c | nindent 4 }}
+  {{- end }}
+{{- end }}
+{{- end }}
