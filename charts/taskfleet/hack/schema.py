@@ -360,6 +360,12 @@ schema = {
                 ),
                 "unackedIndexKey": s("string", "In-flight ZSET key with {queue}.", pattern="\\{queue\\}"),
                 "replicasWhenDisabled": pos("Replicas per queue without KEDA.", 0),
+                "version": s(
+                    "string",
+                    "Installed KEDA version (checked against the minimum).",
+                    pattern="^(v?[0-9]+\\.[0-9]+(\\.[0-9]+)?.*)?$",
+                ),
+                "requireApi": s("boolean", "Fail without keda.sh/v1alpha1 in the cluster's API versions."),
             },
         ),
         "beat": obj(

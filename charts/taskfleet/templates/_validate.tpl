@@ -64,6 +64,15 @@ naming the key and the fix; the chart then fails once, listing them all.
 {{- if and .Values.valkey.external.tls.caSecret (not (eq (include "taskfleet.valkey.tls" .) "true")) }}
 {{- $errors = append $errors "valkey.external.tls.caSecret is set but TLS is off: set valkey.external.tls.enabled (with an external Valkey) or drop caSecret" }}
 {{- end }}
+{{- if .Values.keda.enabled }}
+{{- $kedaMin := index .Chart.Annotations "taskfleet.io/keda-min-version" }}
+{{- if and .Values.keda.version (not (semverCompare (printf ">=%s-0" $kedaMin) .Values.keda.version)) }}
+{{- $errors = append $errors (printf "keda.version %s is older than the %s the chart needs (ScaledObject fallback.behavior currentReplicasIfHigher); upgrade KEDA, or set keda.enabled false for fixed replicas" .Values.keda.version $kedaMin) }}
+{{- end }}
+{{- if and .Values.keda.requireApi (not (.Capabilities.APIVersions.Has "keda.sh/v1alpha1")) }}
+{{- $errors = append $errors (printf "keda.requireApi: the cluster does not serve keda.sh/v1alpha1; install KEDA >= %s (namespace keda) first, or with helm template pass --api-versions keda.sh/v1alpha1" $kedaMin) }}
+{{- end }}
+{{- end }}
 {{- if and .Values.flower.enabled (not .Values.flower.basicAuth.existingSecret) }}
 {{- $errors = append $errors "flower: flower.enabled needs flower.basicAuth.existingSecret (a Secret with key `auth` = user:password); Flower never runs without auth" }}
 {{- end }}
