@@ -365,3 +365,13 @@ topologySpreadConstraints:
   {{- end }}
 {{- end }}
 {{- end }}
+
+{{/* "true" when the API can run more than one pod (HPA with maxReplicas > 1, or replicas > 1). */}}
+{{- define "taskfleet.api.multiPod" -}}
+{{- if .Values.api.hpa.enabled }}{{ gt (int .Values.api.hpa.maxReplicas) 1 }}{{ else }}{{ gt (int .Values.api.replicas) 1 }}{{ end }}
+{{- end }}
+
+{{/* "true" when DATABASE_URL is the per-pod SQLite file (no Secret, a sqlite URL). */}}
+{{- define "taskfleet.database.sqlite" -}}
+{{- and (not .Values.database.existingSecret) (hasPrefix "sqlite" .Values.database.url) }}
+{{- end }}

@@ -73,6 +73,9 @@ naming the key and the fix; the chart then fails once, listing them all.
 {{- $errors = append $errors (printf "keda.requireApi: the cluster does not serve keda.sh/v1alpha1; install KEDA >= %s (namespace keda) first, or with helm template pass --api-versions keda.sh/v1alpha1" $kedaMin) }}
 {{- end }}
 {{- end }}
+{{- if and (eq (include "taskfleet.database.sqlite" .) "true") (eq (include "taskfleet.api.multiPod" .) "true") }}
+{{- $errors = append $errors (printf "database: the per-pod SQLite default (database.url %s) cannot serve an API that runs more than one pod (%s): each pod would answer from its own file. Set database.existingSecret to a PostgreSQL URL (postgresql+asyncpg://...), or run one API pod (api.hpa.enabled false, api.replicas 1)" .Values.database.url (ternary (printf "api.hpa.maxReplicas %d" (int .Values.api.hpa.maxReplicas)) (printf "api.replicas %d" (int .Values.api.replicas)) .Values.api.hpa.enabled)) }}
+{{- end }}
 {{- if and .Values.flower.enabled (not .Values.flower.basicAuth.existingSecret) }}
 {{- $errors = append $errors "flower: flower.enabled needs flower.basicAuth.existingSecret (a Secret with key `auth` = user:password); Flower never runs without auth" }}
 {{- end }}
