@@ -9,14 +9,14 @@ from typing import Any
 
 from taskfleet_core.settings import BrokerSettings, redis_ssl_options
 
-from tests.chart.render import by_name, of_kind, parse, pod_spec, render_scenario, render_values
+from tests.chart.render import PASSWORD_SET, by_name, of_kind, parse, pod_spec, render_scenario, render_values
 
 PREFIX = "tf-taskfleet"
 EXTERNAL_TLS = """
 valkey:
   enabled: false
   external: {host: valkey.example.internal, tls: {enabled: true, caSecret: my-ca, caKey: root.pem}}
-  auth: {username: fleet, password: not-random}
+  auth: {username: fleet}
 """
 
 
@@ -84,7 +84,7 @@ def test_the_chart_secret_carries_user_and_tls_switch_and_a_custom_ca_key() -> N
     objects = parse(out.stdout)
     secret = by_name(objects, "Secret")[f"{PREFIX}-valkey"]
     data = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
-    assert data == {"password": "not-random", "username": "fleet", "tls": "enable"}
+    assert data == {"password": PASSWORD_SET.split("=", 1)[1], "username": "fleet", "tls": "enable"}
     for spec, container in fleet_containers(objects):
         url = env_of(container)["REDIS_URL"]
         assert url.endswith("?ssl_cert_reqs=required&ssl_ca_certs=/etc/taskfleet/valkey-ca/root.pem"), url
