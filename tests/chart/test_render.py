@@ -14,7 +14,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from tests.chart.render import CHART, CRDS, SCENARIOS, helm, render_scenario
+from tests.chart.render import CHART, CRDS, PASSWORD_SET, SCENARIOS, helm, render_scenario
 
 #: The Kubernetes version the objects are validated against (bundled in kubernetes-validate, no download).
 KUBERNETES_VERSION = "1.33.0"
@@ -48,7 +48,7 @@ def _strict(schema: Any) -> Any:
 
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
 def test_helm_lint_passes(scenario: str) -> None:
-    args = ["lint", "--strict", str(CHART)]
+    args = ["lint", "--strict", str(CHART), "--set", PASSWORD_SET]
     for path in SCENARIOS[scenario]:
         args += ["-f", str(path)]
     result = helm(*args, check=False)

@@ -7,7 +7,7 @@ import re
 import pytest
 import yaml
 
-from tests.chart.render import CHART, REPO, helm, parse, pod_spec, service_names
+from tests.chart.render import CHART, PASSWORD_SET, REPO, helm, parse, pod_spec, service_names
 
 SKAFFOLD = yaml.safe_load((REPO / "skaffold.yaml").read_text())
 SERVICES = sorted(service_names())
@@ -24,7 +24,8 @@ def skaffold_key(image: str) -> str:
 
 
 def render(values_files: list[str], sets: dict[str, str]) -> list[dict]:
-    args = ["template", release()["name"], str(CHART), "--namespace", release()["namespace"]]
+    # skaffold installs into a cluster, where the chart can keep a generated Valkey password; helm template cannot
+    args = ["template", release()["name"], str(CHART), "--namespace", release()["namespace"], "--set", PASSWORD_SET]
     for path in values_files:
         args += ["-f", str(REPO / path)]
     for k, v in sets.items():

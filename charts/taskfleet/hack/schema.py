@@ -40,6 +40,21 @@ def pos(d, mn=1):
     return s("integer", d, minimum=mn)
 
 
+def placement(who):
+    """Scheduling and metadata keys every component takes (workers: per queue, in workerDefaults)."""
+    return {
+        "nodeSelector": free(f"nodeSelector of {who}."),
+        "tolerations": arr(f"Tolerations of {who}."),
+        "affinity": free(f"Affinity of {who}."),
+        "podAnnotations": free(f"Extra annotations of {who}."),
+        "podLabels": free(f"Extra labels of {who} (never in selectors)."),
+        "priorityClassName": s("string", f"PriorityClass of {who}; empty means the cluster default."),
+        "topologySpreadConstraints": arr(
+            f"topologySpreadConstraints of {who}; an entry without labelSelector gets the component's selector."
+        ),
+    }
+
+
 quantity = {"anyOf": [{"type": "string", "pattern": r"^[0-9.]+[a-zA-Z]*$"}, {"type": "number", "minimum": 0}]}
 resources = obj(
     "Container resources; requests and limits are both required (no pod runs unbounded).",
@@ -83,6 +98,7 @@ queue_props = {
     "maxReplicaCount": pos("KEDA maxReplicaCount."),
     "listLength": pos("KEDA listLength (tasks per pod); 0 means concurrency.", 0),
     "activationListLength": pos("KEDA activationListLength.", 0),
+    "backlogAlertSeconds": pos("Backlog alert threshold, seconds; 0 means timeLimit / 5.", 0),
     "pollingInterval": pos("KEDA pollingInterval, seconds."),
     "cooldownPeriod": pos("KEDA cooldownPeriod, seconds; longer than the grace period."),
     "retryBackoffMaxSeconds": pos("Cap of the retry backoff, seconds (QueueSpec.retry.backoff_max).", 0),
@@ -270,6 +286,7 @@ schema = {
         "valkey": obj(
             "The broker and result backend.",
             {
+                **placement("the Valkey pod"),
                 "enabled": s("boolean", "Run Valkey in the chart."),
                 "image": obj("Valkey image.", {"repository": s("string", "Repository."), "tag": s("string", "Tag.")}),
                 "database": s("integer", "Database index.", minimum=0, maximum=15),
@@ -279,6 +296,12 @@ schema = {
                     {
                         "existingSecret": s("string", "Secret with the password."),
                         "secretKey": s("string", "Key of the password.", minLength=1),
+                        "username": s(
+                            "string",
+                            "ACL user of an external Valkey (empty: default user).",
+                            pattern="^[A-Za-z0-9._-]*$",
+                        ),
+                        "usernameKey": s("string", "Key of the ACL user name in the Secret.", minLength=1),
                         "tlsKey": s("string", "Key holding 'enable' for KEDA's TLS switch.", minLength=1),
                         "password": s("string", "Password of the chart-created Secret (URL-safe characters)."),
                     },
@@ -291,7 +314,8 @@ schema = {
                             "TLS to the external Valkey.",
                             {
                                 "enabled": s("boolean", "Use rediss://."),
-                                "caSecret": s("string", "Secret with ca.crt."),
+                                "caSecret": s("string", "Secret with the CA certificate (key caKey)."),
+                                "caKey": s("string", "Key of the CA certificate in caSecret.", minLength=1),
                             },
                         ),
                     },
@@ -301,6 +325,17 @@ schema = {
                     {
                         "size": s("string", "Size.", pattern="^[0-9]+[KMGT]i$"),
                         "storageClass": s("string", "StorageClass."),
+                    },
+                ),
+                "metrics": obj(
+                    "redis_exporter sidecar of the in-chart Valkey.",
+                    {
+                        "enabled": s("boolean", "Run the sidecar."),
+                        "image": obj(
+                            "Exporter image.", {"repository": s("string", "Repository."), "tag": s("string", "Tag.")}
+                        ),
+                        "port": s("integer", "Exporter port.", minimum=1, maximum=65535),
+                        "resources": resources,
                     },
                 ),
                 "maxmemory": s("string", "maxmemory, e.g. 1gb.", pattern="^[0-9]+(b|kb|mb|gb)?$"),
@@ -327,11 +362,18 @@ schema = {
                 ),
                 "unackedIndexKey": s("string", "In-flight ZSET key with {queue}.", pattern="\\{queue\\}"),
                 "replicasWhenDisabled": pos("Replicas per queue without KEDA.", 0),
+                "version": s(
+                    "string",
+                    "Installed KEDA version (checked against the minimum).",
+                    pattern="^(v?[0-9]+\\.[0-9]+(\\.[0-9]+)?.*)?$",
+                ),
+                "requireApi": s("boolean", "Fail without keda.sh/v1alpha1 in the cluster's API versions."),
             },
         ),
         "beat": obj(
             "The singleton Beat.",
             {
+                **placement("the beat pods"),
                 "enabled": s("boolean", "Run Beat."),
                 "lockTtlSeconds": s("integer", "Leader lock TTL, seconds.", minimum=10),
                 "resources": resources,
@@ -340,6 +382,7 @@ schema = {
         "api": obj(
             "The job API.",
             {
+                **placement("the api pods"),
                 "replicas": pos("Replicas without HPA."),
                 "port": s("integer", "Container port.", minimum=1024, maximum=65535),
                 "service": obj(
@@ -381,6 +424,7 @@ schema = {
         "flower": obj(
             "Flower.",
             {
+                **placement("the flower pods"),
                 "enabled": s("boolean", "Run Flower."),
                 "image": obj("Image.", {"repository": s("string", "Repository."), "tag": s("string", "Tag.")}),
                 "port": s("integer", "Port.", minimum=1024, maximum=65535),
@@ -391,6 +435,7 @@ schema = {
         "queueExporter": obj(
             "The queue exporter Deployment.",
             {
+                **placement("the queueExporter pods"),
                 "enabled": s("boolean", "Run it."),
                 "resources": resources,
             },
@@ -405,7 +450,27 @@ schema = {
                 "podMonitor": obj(
                     "PodMonitor.", {"enabled": s("boolean", "Create it."), "interval": s("string", "Interval.")}
                 ),
-                "prometheusRule": obj("PrometheusRule.", {"enabled": s("boolean", "Create it.")}),
+                "prometheusRule": obj(
+                    "PrometheusRule.",
+                    {
+                        "enabled": s("boolean", "Create it."),
+                        "alerts": obj(
+                            "Thresholds of the chart's own alerts.",
+                            {
+                                "autoscalerAtMaxFor": s(
+                                    "string", "for: of TaskfleetAutoscalerAtMax.", pattern="^[0-9]+(s|m|h)$"
+                                ),
+                                "valkeyMemory": obj(
+                                    "TaskfleetValkeyMemoryHigh.",
+                                    {
+                                        "ratio": s("number", "used/maxmemory ratio.", exclusiveMinimum=0, maximum=1),
+                                        "job": s("string", "Regex of the exporter's scrape job.", minLength=1),
+                                    },
+                                ),
+                            },
+                        ),
+                    },
+                ),
                 "dashboards": obj(
                     "Dashboards.",
                     {

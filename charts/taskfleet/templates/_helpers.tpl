@@ -93,15 +93,68 @@ taskfleet.io/valkey-client: "true"
 {{- and (not .Values.valkey.enabled) .Values.valkey.external.tls.enabled }}
 {{- end }}
 
+{{/* Where fleet pods find the CA of an external TLS Valkey (valkey.external.tls.caSecret). */}}
+{{- define "taskfleet.valkey.caDir" -}}/etc/taskfleet/valkey-ca{{- end }}
+
+{{- define "taskfleet.valkey.hasCa" -}}
+{{- if and (eq (include "taskfleet.valkey.tls" .) "true") .Values.valkey.external.tls.caSecret }}true{{ else }}false{{ end }}
+{{- end }}
+
+{{/*
+REDIS_URL of every fleet container. The ACL user and the password expand from earlier env entries
+(VALKEY_USERNAME, VALKEY_PASSWORD). With TLS the URL names the verification itself (ssl_cert_reqs=required and,
+with a caSecret, ssl_ca_certs=<mounted ca>), so Celery's broker, its result backend, redis-py and Flower all
+verify the server the same way.
+*/}}
+{{- define "taskfleet.valkey.url" -}}
+{{- $tls := eq (include "taskfleet.valkey.tls" .) "true" }}
+{{- $user := ternary "$(VALKEY_USERNAME)" "" (ne (toString .Values.valkey.auth.username) "") }}
+{{- $url := printf "%s://%s:$(VALKEY_PASSWORD)@%s:%d/%d" (ternary "rediss" "redis" $tls) $user (include "taskfleet.valkey.host" .) (int .Values.valkey.port) (int .Values.valkey.database) }}
+{{- if $tls }}
+{{- $url = printf "%s?ssl_cert_reqs=required" $url }}
+{{- if eq (include "taskfleet.valkey.hasCa" .) "true" }}
+{{- $url = printf "%s&ssl_ca_certs=%s/%s" $url (include "taskfleet.valkey.caDir" .) .Values.valkey.external.tls.caKey }}
+{{- end }}
+{{- end }}
+{{- $url }}
+{{- end }}
+
+{{/* The CA volume and mount of fleet pods (nothing without an external TLS Valkey with a caSecret). */}}
+{{- define "taskfleet.valkey.caVolume" -}}
+{{- if eq (include "taskfleet.valkey.hasCa" .) "true" }}
+- name: valkey-ca
+  secret:
+    secretName: {{ .Values.valkey.external.tls.caSecret }}
+    items:
+      - key: {{ .Values.valkey.external.tls.caKey }}
+        path: {{ .Values.valkey.external.tls.caKey }}
+{{- end }}
+{{- end }}
+
+{{- define "taskfleet.valkey.caMount" -}}
+{{- if eq (include "taskfleet.valkey.hasCa" .) "true" }}
+- name: valkey-ca
+  mountPath: {{ include "taskfleet.valkey.caDir" . }}
+  readOnly: true
+{{- end }}
+{{- end }}
+
 {{/* Environment every fleet container shares: Valkey URL with the password from its Secret, database, settings. */}}
 {{- define "taskfleet.env" -}}
+{{- if .Values.valkey.auth.username }}
+- name: VALKEY_USERNAME
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "taskfleet.valkey.secretName" . }}
+      key: {{ .Values.valkey.auth.usernameKey }}
+{{- end }}
 - name: VALKEY_PASSWORD
   valueFrom:
     secretKeyRef:
       name: {{ include "taskfleet.valkey.secretName" . }}
       key: {{ .Values.valkey.auth.secretKey }}
 - name: REDIS_URL
-  value: {{ printf "%s://:$(VALKEY_PASSWORD)@%s:%d/%d" (ternary "rediss" "redis" (eq (include "taskfleet.valkey.tls" .) "true")) (include "taskfleet.valkey.host" .) (int .Values.valkey.port) (int .Values.valkey.database) | quote }}
+  value: {{ include "taskfleet.valkey.url" . | quote }}
 - name: DATABASE_URL
 {{- if .Values.database.existingSecret }}
   valueFrom:
@@ -284,4 +337,48 @@ seccomp profile (RuntimeDefault unless values name another).
 {{/* repository:tag, or repository@sha256:... when the tag is a digest: (dict "repository" .. "tag" ..). */}}
 {{- define "taskfleet.imageRef" -}}
 {{- printf "%s%s%s" .repository (ternary "@" ":" (hasPrefix "sha256:" (toString .tag))) (toString .tag) }}
+{{- end }}
+
+{{/*
+Scheduling of a non-worker component: (dict "ctx" $ "component" "api" "values" .Values.api). nodeSelector,
+tolerations, affinity, priorityClassName and topologySpreadConstraints (an entry without labelSelector spreads
+the component's own pods), as the workers take them per queue.
+*/}}
+{{- define "taskfleet.placement" -}}
+{{- $v := .values }}
+{{- with $v.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $v.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $v.affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $v.priorityClassName }}
+priorityClassName: {{ . }}
+{{- end }}
+{{- if $v.topologySpreadConstraints }}
+topologySpreadConstraints:
+  {{- range $v.topologySpreadConstraints }}
+  {{- $c := deepCopy . }}
+  {{- if not $c.labelSelector }}
+  {{- $_ := set $c "labelSelector" (dict "matchLabels" (include "taskfleet.selectorLabels" (dict "ctx" $.ctx "component" $.component) | fromYaml)) }}
+  {{- end }}
+  - {{- toYaml $c | nindent 4 }}
+  {{- end }}
+{{- end }}
+{{- end }}
+
+{{/* "true" when the API can run more than one pod (HPA with maxReplicas > 1, or replicas > 1). */}}
+{{- define "taskfleet.api.multiPod" -}}
+{{- if .Values.api.hpa.enabled }}{{ gt (int .Values.api.hpa.maxReplicas) 1 }}{{ else }}{{ gt (int .Values.api.replicas) 1 }}{{ end }}
+{{- end }}
+
+{{/* "true" when DATABASE_URL is the per-pod SQLite file (no Secret, a sqlite URL). */}}
+{{- define "taskfleet.database.sqlite" -}}
+{{- and (not .Values.database.existingSecret) (hasPrefix "sqlite" .Values.database.url) }}
 {{- end }}

@@ -58,6 +58,24 @@ naming the key and the fix; the chart then fails once, listing them all.
 {{- if and .Values.valkey.enabled .Values.valkey.external.host }}
 {{- $errors = append $errors "valkey: both valkey.enabled and valkey.external.host are set; choose one" }}
 {{- end }}
+{{- if and .Values.valkey.enabled .Values.valkey.auth.username }}
+{{- $errors = append $errors (printf "valkey.auth.username %q: the in-chart Valkey has only its default user (requirepass); ACL users are for an external Valkey (valkey.enabled false, valkey.external.host)" .Values.valkey.auth.username) }}
+{{- end }}
+{{- if and .Values.valkey.external.tls.caSecret (not (eq (include "taskfleet.valkey.tls" .) "true")) }}
+{{- $errors = append $errors "valkey.external.tls.caSecret is set but TLS is off: set valkey.external.tls.enabled (with an external Valkey) or drop caSecret" }}
+{{- end }}
+{{- if .Values.keda.enabled }}
+{{- $kedaMin := index .Chart.Annotations "taskfleet.io/keda-min-version" }}
+{{- if and .Values.keda.version (not (semverCompare (printf ">=%s-0" $kedaMin) .Values.keda.version)) }}
+{{- $errors = append $errors (printf "keda.version %s is older than the %s the chart needs (ScaledObject fallback.behavior currentReplicasIfHigher); upgrade KEDA, or set keda.enabled false for fixed replicas" .Values.keda.version $kedaMin) }}
+{{- end }}
+{{- if and .Values.keda.requireApi (not (.Capabilities.APIVersions.Has "keda.sh/v1alpha1")) }}
+{{- $errors = append $errors (printf "keda.requireApi: the cluster does not serve keda.sh/v1alpha1; install KEDA >= %s (namespace keda) first, or with helm template pass --api-versions keda.sh/v1alpha1" $kedaMin) }}
+{{- end }}
+{{- end }}
+{{- if and (eq (include "taskfleet.database.sqlite" .) "true") (eq (include "taskfleet.api.multiPod" .) "true") }}
+{{- $errors = append $errors (printf "database: the per-pod SQLite default (database.url %s) cannot serve an API that runs more than one pod (%s): each pod would answer from its own file. Set database.existingSecret to a PostgreSQL URL (postgresql+asyncpg://...), or run one API pod (api.hpa.enabled false, api.replicas 1)" .Values.database.url (ternary (printf "api.hpa.maxReplicas %d" (int .Values.api.hpa.maxReplicas)) (printf "api.replicas %d" (int .Values.api.replicas)) .Values.api.hpa.enabled)) }}
+{{- end }}
 {{- if and .Values.flower.enabled (not .Values.flower.basicAuth.existingSecret) }}
 {{- $errors = append $errors "flower: flower.enabled needs flower.basicAuth.existingSecret (a Secret with key `auth` = user:password); Flower never runs without auth" }}
 {{- end }}

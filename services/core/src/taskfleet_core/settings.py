@@ -11,10 +11,12 @@ Other concerns keep their settings next to their code: ``taskfleet_data.settings
 
 from __future__ import annotations
 
+import ssl
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Literal, TypeVar, cast
+from typing import Any, Literal, TypeVar, cast
+from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 from pydantic import AnyUrl, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -58,7 +60,52 @@ class BrokerSettings(FromEnvironment):
         url = AnyUrl(value)
         if url.scheme not in {"redis", "rediss"}:
             raise ValueError(f"scheme must be redis:// or rediss://, got {url.scheme}://")
-        return value
+        return with_cert_reqs(value)
+
+
+#: ``ssl_cert_reqs`` spellings of a rediss:// URL (kombu's and Celery's, which accept the same ones).
+CERT_REQS = {"required": ssl.CERT_REQUIRED, "optional": ssl.CERT_OPTIONAL, "none": ssl.CERT_NONE}
+#: TLS parameters of a rediss:// URL's query that the broker and the result backend take as SSL options.
+SSL_QUERY_KEYS = ("ssl_cert_reqs", "ssl_ca_certs", "ssl_certfile", "ssl_keyfile")
+
+
+def with_cert_reqs(url: str) -> str:
+    """A rediss:// URL with ``ssl_cert_reqs`` always present: ``required`` unless the URL names another.
+
+    Without it kombu connects with CERT_NONE (no verification at all) and Celery's result backend refuses the URL
+    (``A rediss:// URL must have parameter ssl_cert_reqs``). Every consumer of ``REDIS_URL`` (kombu, the result
+    backend, redis-py's ``from_url``) then verifies the server against ``ssl_ca_certs`` (or the system CAs).
+    """
+    parts = urlsplit(url)
+    if parts.scheme != "rediss":
+        return url
+    query = parse_qs(parts.query, keep_blank_values=True)
+    given = query.get("ssl_cert_reqs", [""])[-1]
+    if not given:
+        query["ssl_cert_reqs"] = ["required"]
+    elif given.lower().removeprefix("cert_") not in CERT_REQS:
+        raise ValueError(f"ssl_cert_reqs must be one of required, optional, none; got {given!r}")
+    return urlunsplit(parts._replace(query=urlencode(query, doseq=True)))
+
+
+def redis_ssl_options(url: str) -> dict[str, Any] | None:
+    """Celery's ``broker_use_ssl`` / ``redis_backend_use_ssl`` for ``url``: None for redis://.
+
+    The options come from the URL's query (``ssl_cert_reqs``, default ``required``; ``ssl_ca_certs``,
+    ``ssl_certfile``, ``ssl_keyfile``), so one ``REDIS_URL`` configures broker, backend and plain clients alike.
+    """
+    parts = urlsplit(url)
+    if parts.scheme != "rediss":
+        return None
+    query = {key: values[-1] for key, values in parse_qs(parts.query).items() if values}
+    reqs = query.get("ssl_cert_reqs", "required").lower().removeprefix("cert_")
+    if reqs not in CERT_REQS:
+        raise ValueError(f"ssl_cert_reqs must be one of required, optional, none; got {reqs!r}")
+    options: dict[str, Any] = {"ssl_cert_reqs": CERT_REQS[reqs]}
+    for key in SSL_QUERY_KEYS[1:]:
+        if query.get(key):
+            options[key] = query[key]
+    return options
 
 
 class ObservabilitySettings(FromEnvironment):

@@ -14,7 +14,7 @@ from celery import Celery
 
 from taskfleet_core.broker import bindings
 from taskfleet_core.broker import schedule as _schedule  # noqa: F401  registers the promoter (see below)
-from taskfleet_core.settings import BrokerSettings, load
+from taskfleet_core.settings import BrokerSettings, load, redis_ssl_options
 from taskfleet_core.tasks.contracts import CONTRACTS
 from taskfleet_core.tasks.prefork import WORKER_POOL
 from taskfleet_core.tasks.queues import DEFAULT_QUEUE, QUEUES, TASK_ROUTE_PATTERNS, visibility_timeout
@@ -106,6 +106,11 @@ def create_app(main: str, *, consumer_queue: str | None = None) -> Celery:
         worker_send_task_events=False,
         worker_hijack_root_logger=True,
     )
+    tls = redis_ssl_options(settings.redis_url)
+    if tls is not None:
+        # rediss://: the same verified TLS for broker and result backend, from the URL's ssl_* parameters
+        # (kombu alone would fall back to CERT_NONE when the URL names no ssl_cert_reqs).
+        app.conf.update(broker_use_ssl=dict(tls), redis_backend_use_ssl=dict(tls))
     bindings.install(app)  # publishes survive Valkey losing kombu's binding keys
     # One transport for every process (API, Beat, workers, exporter): it files a message due later in the
     # queue's schedule in Valkey instead of its list. The promoter that drains that schedule registers with
