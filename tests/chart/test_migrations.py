@@ -34,3 +34,22 @@ def test_a_postgresql_url_gets_the_job_too() -> None:
     (job,) = of_kind(parse(result.stdout), "Job")
     (container,) = pod_spec(job)["containers"]
     assert {"name": "DATABASE_URL", "value": "postgresql+asyncpg://u:p@db:5432/fleet"} in container["env"]
+
+
+def _env(objects, deployment: str) -> dict[str, dict]:  # type: ignore[no-untyped-def]
+    (deploy,) = [o for o in of_kind(objects, "Deployment") if o["metadata"]["name"] == deployment]
+    return {e["name"]: e for e in pod_spec(deploy)["containers"][0]["env"]}
+
+
+def test_services_wait_for_the_jobs_schema_instead_of_migrating() -> None:
+    objects = render_scenario("production")
+    for name in ("tf-taskfleet-api", "tf-taskfleet-beat", "tf-taskfleet-worker-sync", "tf-taskfleet-worker-matching"):
+        assert _env(objects, name)["DATABASE_MIGRATIONS"] == {"name": "DATABASE_MIGRATIONS", "value": "wait"}, name
+    (job,) = of_kind(objects, "Job")
+    assert "DATABASE_MIGRATIONS" not in {e["name"] for e in pod_spec(job)["containers"][0]["env"]}
+
+
+def test_the_per_pod_sqlite_default_migrates_in_process() -> None:
+    result = render_values("")
+    assert result.returncode == 0, result.stderr
+    assert "DATABASE_MIGRATIONS" not in _env(parse(result.stdout), "tf-taskfleet-worker-sync")

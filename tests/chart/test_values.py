@@ -12,7 +12,7 @@ import yaml
 from taskfleet_core.broker import keys
 from taskfleet_core.tasks.queues import QUEUES
 
-from tests.chart.render import CHART, SCENARIOS, render_values, values
+from tests.chart.render import CHART, SCENARIOS, of_kind, parse, render_values, values
 
 
 def test_values_queues_equal_the_python_registry() -> None:
@@ -174,3 +174,25 @@ def test_visibility_timeout_is_derived_from_the_queues() -> None:
     long += ", scaleDown: {stabilizationWindowSeconds: 7300}}]"
     assert _visibility_timeouts(long) == {"14400"}
     assert _visibility_timeouts("config: {visibilityTimeoutSeconds: 5000}") == {"5000"}
+
+
+def test_a_queue_entry_takes_every_missing_key_from_worker_defaults() -> None:
+    values = (
+        "workerDefaults: {concurrency: 6, prefetchMultiplier: 2, timeLimit: 600, softTimeLimit: 500,"
+        " terminationGracePeriodSeconds: 630}\n"
+        "queues:\n  - name: default\n  - name: email\n    concurrency: 2\n"
+    )
+    result = render_values(values)
+    assert result.returncode == 0, result.stderr
+    workers = {d["metadata"]["name"]: d for d in of_kind(parse(result.stdout), "Deployment")}
+    args = workers["tf-taskfleet-worker-default"]["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args[args.index("--concurrency") + 1] == "6" and args[args.index("--prefetch-multiplier") + 1] == "2"
+    assert workers["tf-taskfleet-worker-default"]["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == 630
+    email = workers["tf-taskfleet-worker-email"]["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert email[email.index("--concurrency") + 1] == "2", "a queue's own key wins"
+
+
+def test_a_large_prefetch_fails_with_the_reason() -> None:
+    result = render_values("queues:\n  - name: default\n    prefetchMultiplier: 16\n")
+    assert result.returncode != 0
+    assert "queues[0] (default): prefetchMultiplier 16 is too large" in result.stderr

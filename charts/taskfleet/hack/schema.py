@@ -155,7 +155,7 @@ queue_entry = obj(
         "image": s("string", "Image of this queue's worker; default <registry>/taskfleet-worker-<name>:<tag>."),
         **queue_props,
     },
-    required=["name", "concurrency", "prefetchMultiplier", "timeLimit", "softTimeLimit"],
+    required=["name"],  # every other key falls back to workerDefaults
 )
 
 schema = {

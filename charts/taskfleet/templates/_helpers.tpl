@@ -164,6 +164,11 @@ verify the server the same way.
 {{- else }}
   value: {{ .Values.database.url | quote }}
 {{- end }}
+{{- if and .Values.migrations.enabled (ne (include "taskfleet.database.sqlite" .) "true") }}
+# The migration hook Job brings the schema to head; services wait for it instead of migrating.
+- name: DATABASE_MIGRATIONS
+  value: wait
+{{- end }}
 - name: LOG_LEVEL
   value: {{ .Values.config.logLevel | quote }}
 - name: CELERY_BEAT_SCHEDULE_ENABLED

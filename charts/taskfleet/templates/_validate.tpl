@@ -22,6 +22,9 @@ naming the key and the fix; the chart then fails once, listing them all.
 {{- if gt (int $q.fallback.replicas) (int $q.maxReplicaCount) }}
 {{- $errors = append $errors (printf "%s: fallback.replicas %d is above maxReplicaCount %d; lower fallback.replicas" $where (int $q.fallback.replicas) (int $q.maxReplicaCount)) }}
 {{- end }}
+{{- if gt (int $q.prefetchMultiplier) 4 }}
+{{- $errors = append $errors (printf "%s: prefetchMultiplier %d is too large; keep it small (1, at most 4): prefetched messages wait behind running tasks on one pod while other pods idle, and each is redelivered if that pod dies" $where (int $q.prefetchMultiplier)) }}
+{{- end }}
 {{- if ge (int $q.softTimeLimit) (int $q.timeLimit) }}
 {{- $errors = append $errors (printf "%s: softTimeLimit %d must be below timeLimit %d" $where (int $q.softTimeLimit) (int $q.timeLimit)) }}
 {{- end }}

@@ -7,7 +7,9 @@ yields a session factory; the engine is disposed of on exit, so it never outlive
 
 Workers of a fresh fleet may all start migrating at once: ``migrations.upgrade`` takes a
 cross-process lock (PostgreSQL advisory lock, a lock file next to a SQLite database), so
-the first one migrates and the others find the database at head.
+the first one migrates and the others find the database at head. In a deployment the chart's
+migration Job migrates and sets ``DATABASE_MIGRATIONS=wait``: services then only wait for
+the schema, so no pod ever runs DDL against a database other pods are using.
 """
 
 from __future__ import annotations
@@ -16,8 +18,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from taskfleet_core.settings import load
 
 from taskfleet_data.engine import create_engine
+from taskfleet_data.settings import DataSettings
 
 #: URLs this process has migrated to head already.
 _migrated: set[str] = set()
@@ -30,9 +34,13 @@ async def migrated_engine(url: str) -> AsyncEngine:
     """
     if url not in _migrated:
         # Alembic is imported on first use, not at start-up: a worker scaled from zero gets ready sooner.
-        from taskfleet_data.migrations import upgrade
+        from taskfleet_data import migrations
 
-        await upgrade(url)
+        settings = load(DataSettings)
+        if settings.database_migrations == "wait":
+            await migrations.wait_for_head(url, settings.database_schema_wait_seconds)
+        else:
+            await migrations.upgrade(url)
         _migrated.add(url)
     return create_engine(url)
 

@@ -87,5 +87,29 @@ async def upgrade(url: str, revision: str = "head") -> None:
             lock_file.close()
 
 
+class SchemaNotReady(RuntimeError):
+    """The database is not at the code's head revision and this process is not the one to migrate it."""
+
+
+async def wait_for_head(url: str, timeout: float, interval: float = 2.0) -> None:
+    """Wait until the database at ``url`` is at head (a migration Job runs elsewhere); never migrates it."""
+    head = head_revision()
+    deadline = asyncio.get_running_loop().time() + timeout
+    current: str | None = None
+    while True:
+        try:
+            current = await current_revision(url)
+        except Exception:  # noqa: BLE001 -- the database may not accept connections yet: keep waiting
+            current = None
+        if current == head:
+            return
+        if asyncio.get_running_loop().time() >= deadline:
+            raise SchemaNotReady(
+                f"the database is at revision {current or 'none'}, not {head}, after {timeout:g} s: has the "
+                "migration Job run? (DATABASE_MIGRATIONS=wait: services wait for the schema, they do not migrate)"
+            )
+        await asyncio.sleep(interval)
+
+
 def upgrade_sync(url: str, revision: str = "head") -> None:
     run_async(lambda: upgrade(url, revision))
