@@ -72,7 +72,9 @@ def test_schemathesis_checks_all_pass(api_url: str, fleet_env: dict[str, str], t
         "1",
         "--no-color",
     ]
-    run = subprocess.run(command, capture_output=True, text=True, env=fleet_env, cwd=tmp_path, timeout=1700)
+    repo = str(Path(__file__).resolve().parents[2])
+    env = {**fleet_env, "SCHEMATHESIS_HOOKS": "tests.api.schemathesis_hooks", "PYTHONPATH": repo}
+    run = subprocess.run(command, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=1700)
     report = run.stdout + run.stderr
     (tmp_path / "schemathesis.txt").write_text(report)
     print(" ".join(command[:-5]), "...")  # the figures, for the closing note (-s)

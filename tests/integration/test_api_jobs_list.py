@@ -37,7 +37,7 @@ def test_lists_by_state_task_queue_and_time(api) -> None:
     assert page["total"] == 3 and [j["id"] for j in page["items"]] == [failed]
     [entry] = page["items"]
     assert entry["task"] == "maintenance.canary" and entry["state"] == "FAILURE" and entry["date_done"]
-    api.delete(f"/api/v1/jobs/{waiting}")
+    api.post(f"/api/v1/jobs/{waiting}/revoke")
     assert ids(state="REVOKED") == [waiting]
 
 

@@ -70,7 +70,7 @@ def test_a_countdown_and_an_eta_wait_in_the_schedule_then_run_when_due(api, work
 def test_revoking_a_scheduled_job_takes_it_out_of_the_schedule(api, redis_client) -> None:
     job_id = submit(api, "maintenance.canary", countdown=60)
     assert scheduled(redis_client, "default", job_id)
-    assert api.delete(f"/api/v1/jobs/{job_id}").json()["state"] == "REVOKED"
+    assert api.post(f"/api/v1/jobs/{job_id}/revoke").json()["state"] == "REVOKED"
     assert not scheduled(redis_client, "default", job_id)
     assert job_id not in redis_client.hkeys(schedule.messages_key("default"))
 

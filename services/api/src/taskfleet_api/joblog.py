@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
+from pydantic import BaseModel
 from taskfleet_core.broker.client import client
 from taskfleet_core.broker.keys import JOB_KEY, KEY_PREFIX
 
@@ -27,8 +27,9 @@ from taskfleet_api.settings import ApiSettings
 JOB_INDEX_KEY = KEY_PREFIX + "jobs:index"
 
 
-@dataclass(frozen=True)
-class JobEntry:
+class JobSummary(BaseModel):
+    """One row of ``GET /api/v1/jobs``."""
+
     id: str
     task: str
     queue: str
@@ -65,7 +66,7 @@ def listing(
     since: datetime | None,
     offset: int,
     limit: int,
-) -> tuple[int, list[JobEntry]]:
+) -> tuple[int, list[JobSummary]]:
     """Newest first: the total matching and one page."""
     lowest: float | str = since.timestamp() if since else "-inf"
     ids = cast(
@@ -81,12 +82,21 @@ def listing(
     backend: Any = celery_app().backend  # the Redis backend: one key per result
     keys = [backend.get_key_for_task(job_id).decode() for job_id in ids]
     metas = cast(list[str | None], client().mget(keys))
-    matching: list[JobEntry] = []
+    matching: list[JobSummary] = []
     for job_id, record, raw in zip(ids, records, metas, strict=True):
         if not record:  # the record expired before the index entry: nothing left to show
             continue
         job_state, done = _state(raw)
         if (state and job_state != state) or (task and record["task"] != task) or (queue and record["queue"] != queue):
             continue
-        matching.append(JobEntry(job_id, record["task"], record["queue"], job_state, record["submitted_at"], done))
+        matching.append(
+            JobSummary(
+                id=job_id,
+                task=record["task"],
+                queue=record["queue"],
+                state=job_state,
+                submitted_at=record["submitted_at"],
+                date_done=done,
+            )
+        )
     return len(matching), matching[offset : offset + limit]

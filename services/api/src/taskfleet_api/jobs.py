@@ -60,9 +60,7 @@ def _contract_errors(exc: ValidationError) -> RequestValidationError:
     """The contract's errors, located in the request body so the field is named."""
     errors = []
     for err in exc.errors(include_url=False):
-        loc = tuple(err["loc"])
-        where = loc if loc and loc[0] == "args" else ("kwargs", *loc)
-        errors.append({**err, "loc": ("body", *where)})
+        errors.append({**err, "loc": ("body", "kwargs", *err["loc"])})
     return RequestValidationError(errors)
 
 
@@ -78,7 +76,7 @@ def submit_job(request: JobRequest) -> JobAccepted:
     if contract is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no task contract named {request.task!r}; see /api/v1/tasks")
     try:
-        contract.validate(request.args, request.kwargs)
+        contract.validate(kwargs=request.kwargs)
     except ValidationError as exc:
         raise _contract_errors(exc) from None
 
@@ -103,9 +101,8 @@ def submit_job(request: JobRequest) -> JobAccepted:
             ]
         )
 
-    kwargs = contract.to_kwargs(request.args, request.kwargs)
     result = celery_app().send_task(
-        contract.name, kwargs=kwargs, countdown=request.countdown, eta=request.eta, priority=request.priority
+        contract.name, kwargs=request.kwargs, countdown=request.countdown, eta=request.eta, priority=request.priority
     )
     record_job(result.id, contract.name, contract.queue, delay)
     joblog.add(result.id, settings)
@@ -114,20 +111,11 @@ def submit_job(request: JobRequest) -> JobAccepted:
     )
 
 
-class JobSummary(BaseModel):
-    id: str
-    task: str
-    queue: str
-    state: str
-    submitted_at: str
-    date_done: str | None
-
-
 class JobPage(BaseModel):
     total: int = Field(description="jobs matching the filters among the indexed ones (API_JOB_INDEX_MAX newest)")
     offset: int
     limit: int
-    items: list[JobSummary]
+    items: list[joblog.JobSummary]
 
 
 JobState = Literal["PENDING", "STARTED", "PROGRESS", "DEFERRED", "RETRY", "SUCCESS", "FAILURE", "REVOKED"]
@@ -153,7 +141,7 @@ def list_jobs(
         total=total,
         offset=offset,
         limit=limit,
-        items=[JobSummary(**vars(e)) for e in entries],
+        items=entries,
     )
 
 
@@ -191,13 +179,14 @@ def get_job(job_id: str) -> JobStatus:
     return status_
 
 
-@router.delete(
-    "/{job_id}",
+@router.post(
+    "/{job_id}/revoke",
     response_model=JobStatus,
     dependencies=[Depends(require_admin)],
     responses={**FORBIDDEN, **NOT_FOUND, **CONFLICT},
 )
 def revoke_job(job_id: str, terminate: bool = Query(False, description="also stop it if already running")) -> JobStatus:
+    """A revoked job stays readable (state ``REVOKED``), so revoking is an action on it, not a DELETE."""
     record = _known(job_id)
     result: AsyncResult[Any] = AsyncResult(job_id, app=celery_app())
     if result.state in states.READY_STATES:

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, model_validator
-from taskfleet_core.tasks.contracts import integral_numbers
+from taskfleet_core.tasks.contracts import CONTRACTS, integral_numbers
 
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
 
@@ -24,27 +24,37 @@ def _rfc3339(value: Any) -> Any:
 Timestamp = Annotated[datetime, BeforeValidator(_rfc3339)]
 
 
+def _per_contract(schema: dict[str, Any]) -> None:
+    """The spec says what ``submit_job`` enforces: ``kwargs`` follows the named task's contract (one ``oneOf``
+    branch per contract, the schemas ``GET /api/v1/tasks`` serves; an unknown name is a 404), and countdown
+    and eta are never both given."""
+    schema["not"] = {
+        "required": ["countdown", "eta"],
+        "properties": {"countdown": {"type": "number"}, "eta": {"type": "string"}},
+    }
+    branches = []
+    for contract in CONTRACTS.values():
+        kwargs = contract.json_schema()
+        branch: dict[str, Any] = {"properties": {"task": {"const": contract.name}, "kwargs": kwargs}}
+        if kwargs.get("required"):
+            branch["required"] = ["kwargs"]
+        branches.append(branch)
+    schema["oneOf"] = branches
+
+
 class JobRequest(BaseModel):
     """Strict types: no bool or string where a number is expected; countdown and eta exclude each other."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        # the spec says what _one_delay enforces: countdown and eta are never both given
-        json_schema_extra={
-            "not": {
-                "required": ["countdown", "eta"],
-                "properties": {"countdown": {"type": "number"}, "eta": {"type": "string"}},
-            }
-        },
-    )
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_per_contract)
 
     task: str = Field(min_length=1, max_length=200, description="contract name, see GET /api/v1/tasks")
-    args: list[Any] = Field(default_factory=list, max_length=50)
-    kwargs: dict[str, Any] = Field(default_factory=dict)
+    kwargs: dict[str, Any] = Field(
+        default_factory=dict, description="the task's arguments by name, as its contract in GET /api/v1/tasks says"
+    )
     countdown: Annotated[float, Strict()] | None = Field(
         None, ge=0, allow_inf_nan=False, description="seconds to wait before running; not together with eta"
     )
-    eta: datetime | None = Field(None, description="run at (timezone-aware ISO 8601); not together with countdown")
+    eta: Timestamp | None = Field(None, description="run at (timezone-aware ISO 8601); not together with countdown")
     priority: Annotated[int, Strict()] | None = Field(None, ge=0, le=9, description="0 is the highest on Valkey")
 
     @model_validator(mode="before")

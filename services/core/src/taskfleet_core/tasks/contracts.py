@@ -161,6 +161,19 @@ class DeduplicateArgs(Args):
 
 
 class MonthlyStatisticsArgs(Args):
+    model_config = ConfigDict(
+        # what _both_or_neither enforces, in the schema the API's spec serves
+        json_schema_extra={
+            "anyOf": [
+                {
+                    "properties": {"year": {"type": "integer"}, "month": {"type": "integer"}},
+                    "required": ["year", "month"],
+                },
+                {"properties": {"year": {"type": "null"}, "month": {"type": "null"}}},
+            ]
+        }
+    )
+
     year: int | None = Field(None, ge=2000, le=2100, description="None = the previous month")
     month: int | None = Field(None, ge=1, le=12)
 
