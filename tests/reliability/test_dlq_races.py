@@ -1,0 +1,134 @@
+"""The DLQ store's bookkeeping under concurrent callers on a real valkey-server: no lost update, no entry that is
+stored but unindexed, one winner per purge. Threads with their own connections, started together by a barrier."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+import redis
+from taskfleet_core.broker import keys
+from taskfleet_core.reliability import dlq
+
+
+@pytest.fixture
+def store(redis_client: redis.Redis) -> Iterator[dlq.DeadLetterQueue]:
+    queue = dlq.DeadLetterQueue(redis_client, retention_seconds=3600)
+    queue.purge()
+    yield queue
+    queue.purge()
+
+
+def _letter(entry_id: str, **fields: Any) -> dlq.DeadLetter:
+    return dlq.DeadLetter(
+        id=entry_id, queue="email", reason=dlq.PERMANENT, task="email.send_email", job_id=entry_id, **fields
+    )
+
+
+def _together(n: int, work: Callable[[int], Any]) -> list[Any]:
+    """Run ``work(i)`` in ``n`` threads that start at the same instant."""
+    barrier = threading.Barrier(n)
+
+    def run(i: int) -> Any:
+        barrier.wait()
+        return work(i)
+
+    with ThreadPoolExecutor(n) as pool:
+        return list(pool.map(run, range(n)))
+
+
+def _own_store(redis_client: redis.Redis) -> dlq.DeadLetterQueue:
+    """A store on its own connection pool (as separate API and worker processes have)."""
+    url = "redis://{host}:{port}/0".format(**redis_client.connection_pool.connection_kwargs)
+    return dlq.DeadLetterQueue(redis.Redis.from_url(url, decode_responses=True), retention_seconds=3600)
+
+
+def test_twenty_concurrent_adds_of_one_id_count_twenty(store: dlq.DeadLetterQueue, redis_client) -> None:
+    job = uuid.uuid4().hex
+    stores = [_own_store(redis_client) for _ in range(20)]
+    seen = _together(20, lambda i: stores[i].add(_letter(job, exception_message=f"copy {i}")).times_dead_lettered)
+    entry = store.get(job)
+    assert entry is not None and entry.times_dead_lettered == 20
+    assert sorted(seen) == list(range(1, 21))  # every add saw its own count: none overwrote another
+    assert store.sizes()["email"] == 1 and len({entry.first_seen_at}) == 1
+
+
+def test_iter_racing_add_never_leaves_a_stored_entry_unindexed(store: dlq.DeadLetterQueue, redis_client) -> None:
+    """3,000 rounds of "dead-lettered, expired, dead-lettered again" against readers listing the DLQ all along: a
+    reader that saw the entry gone must not unindex it after it came back. Each entry is checked (stored and
+    indexed) a few rounds later, when no reader still holds a stale view of it, then removed."""
+    readers = [_own_store(redis_client) for _ in range(3)]
+    done = threading.Event()
+    listings = Counter[int]()
+
+    def read(reader: dlq.DeadLetterQueue) -> None:
+        while not done.is_set():
+            listings[len(list(reader.iter("email")))] += 1
+
+    threads = [threading.Thread(target=read, args=(reader,)) for reader in readers]
+    for thread in threads:
+        thread.start()
+    index = keys.DLQ_INDEX_KEY.format(queue="email")
+    ids = [f"race-{i}" for i in range(3000)]
+    unindexed: list[str] = []
+
+    def check(entry_id: str) -> None:
+        assert redis_client.exists(keys.DLQ_ENTRY_KEY.format(entry_id=entry_id))
+        if redis_client.zscore(index, entry_id) is None:
+            unindexed.append(entry_id)
+        store.remove(_letter(entry_id))
+
+    try:
+        for n, entry_id in enumerate(ids):
+            store.add(_letter(entry_id))
+            redis_client.delete(keys.DLQ_ENTRY_KEY.format(entry_id=entry_id))  # what its TTL does
+            store.add(_letter(entry_id))  # the same job dead-lettered again
+            if n >= 20:
+                check(ids[n - 20])
+    finally:
+        done.set()
+        for thread in threads:
+            thread.join(30)
+    for entry_id in ids[-20:]:
+        check(entry_id)
+    assert unindexed == [], f"{len(unindexed)} of {len(ids)} entries stored but not indexed"
+    assert store.sizes()["email"] == 0 == len(list(store.iter("email")))
+    assert sum(listings.values()) > 100  # the readers really raced the writer
+
+
+def test_an_entry_keeps_its_json_types_through_the_script(store: dlq.DeadLetterQueue) -> None:
+    big = 2**62 + 1  # cjson would round this; the script never re-encodes the caller's JSON
+    store.add(_letter("types", args=[], kwargs={}, headers={"n": big, "nested": {"list": []}}))
+    again = store.add(_letter("types", args=[big], kwargs={"to": ["a@example.com"]}))
+    entry = store.get("types")
+    assert entry is not None and entry.args == [big] and entry.kwargs == {"to": ["a@example.com"]}
+    assert again.times_dead_lettered == entry.times_dead_lettered == 2
+    first = store.add(_letter("empty", args=[], kwargs={}))
+    stored = store.get("empty")
+    assert (
+        stored is not None and stored.args == [] and stored.kwargs == {} and stored.first_seen_at == first.first_seen_at
+    )
+
+
+def test_concurrent_purges_of_one_entry_have_one_winner(store: dlq.DeadLetterQueue, redis_client) -> None:
+    store.add(_letter("contested"))
+    stores = [_own_store(redis_client) for _ in range(10)]
+    outcomes = _together(10, lambda i: stores[i].purge_one("contested").status)
+    assert Counter(outcomes) == {dlq.PURGED: 1, dlq.ALREADY_PURGED: 9}
+    assert store.get("contested") is None and store.sizes()["email"] == 0
+    settled = store.settled("contested")
+    assert settled is not None and settled.action == dlq.PURGED and settled.job_id is None
+    assert store.purge_one("never-there").status == dlq.MISSING
+
+
+def test_two_bulk_purges_count_each_entry_once(store: dlq.DeadLetterQueue, redis_client) -> None:
+    for i in range(50):
+        store.add(_letter(f"bulk-{i}"))
+    stores = [_own_store(redis_client) for _ in range(2)]
+    counts = _together(2, lambda i: stores[i].purge(queue="email"))
+    assert sum(counts) == 50 and store.sizes()["email"] == 0
