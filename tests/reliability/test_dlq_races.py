@@ -3,6 +3,8 @@ stored but unindexed, one winner per purge. Threads with their own connections, 
 
 from __future__ import annotations
 
+import base64
+import json
 import threading
 import uuid
 from collections import Counter
@@ -132,3 +134,30 @@ def test_two_bulk_purges_count_each_entry_once(store: dlq.DeadLetterQueue, redis
     stores = [_own_store(redis_client) for _ in range(2)]
     counts = _together(2, lambda i: stores[i].purge(queue="email"))
     assert sum(counts) == 50 and store.sizes()["email"] == 0
+
+
+def test_a_replay_message_is_the_envelope_send_task_would_push(redis_client) -> None:
+    """The claim script pushes an envelope built by Celery and kombu; it matches a real ``send_task``'s field by
+    field (ids, tags and times aside), so workers, the reaper and the exporter read it as any other message."""
+    from kombu.utils.json import loads
+    from taskfleet_core.tasks.app import create_app
+
+    app = create_app("dlq-envelope-test")
+    entry = _letter("envelope", kwargs={"to": ["a@example.com"], "subject": "s", "text": "t"})
+    entry.first_seen_at = "2026-01-01T00:00:00+00:00"
+    ours = dlq.replay_message(app, entry, dlq.replay_job_id(entry))
+    redis_client.delete("email")
+    app.send_task("email.send_email", kwargs=entry.kwargs, headers={dlq.REPLAY_OF_HEADER: "envelope"})
+    theirs = loads(redis_client.rpop("email"))
+    mine = loads(ours.payload)
+    assert ours.list_key == "email" and ours.queue == "email" and ours.task == "email.send_email"
+    assert set(mine) == set(theirs) and set(mine["headers"]) == set(theirs["headers"])
+    assert set(mine["properties"]) == set(theirs["properties"])
+    assert mine["properties"]["delivery_info"] == theirs["properties"]["delivery_info"]
+    same = ("content-type", "content-encoding")
+    assert {k: mine[k] for k in same} == {k: theirs[k] for k in same}
+    for name in ("body_encoding", "delivery_mode", "priority"):
+        assert mine["properties"][name] == theirs["properties"][name]
+    assert mine["headers"]["id"] == dlq.replay_job_id(entry) and mine["headers"][dlq.REPLAY_OF_HEADER] == "envelope"
+    mine_body, their_body = (json.loads(base64.b64decode(m["body"])) for m in (mine, theirs))
+    assert mine_body == [[], entry.kwargs, their_body[2]] and their_body[:2] == mine_body[:2]
