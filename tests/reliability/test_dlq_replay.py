@@ -1,7 +1,7 @@
 """DLQ replay and purge on real processes: the uvicorn API, a real email worker, valkey-server and an SMTP sink.
 
-Effects are counted where they happen: mails accepted by the SMTP sink (per recipient) and deliveries of each
-replayed job in the worker's log (``Task ...[id] received``). The email task deduplicates by job id, so the
+Effects are counted where they happen: mails accepted by the SMTP sink (per recipient) and completed runs of each
+replayed job in the worker's log (``Task ...[id] succeeded``). The email task deduplicates by job id, so the
 second count is what shows a replay published once, not only sent once.
 """
 
@@ -110,7 +110,8 @@ def settle(fleet: Fleet, job_ids: list[str], timeout: float = 60) -> None:
 
 
 def deliveries(fleet: Fleet, job_id: str) -> int:
-    return sum(proc.log().count(f"[{job_id}] received") for proc in worker_logs(fleet))
+    """Completed runs of a job (a rate-limit deferral re-publishes the same job: received again, not run)."""
+    return sum(proc.log().count(f"[{job_id}] succeeded") for proc in worker_logs(fleet))
 
 
 def worker_logs(fleet: Fleet) -> list[ServiceProcess]:
