@@ -3,9 +3,9 @@ SIGKILLed in the middle of it, on a fresh fleet (real API, email worker, valkey-
 
 60 email jobs are dead-lettered: 40 are replayed by three concurrent bulk replays and twenty single replays of
 random entries; the other 20 are raced by two bulk purges and a bulk replay. While those requests run, the API is
-SIGKILLed and restarted, and a last bulk replay and purge pick up what the kill cut. Each replayed entry must send exactly one
-mail (its job run once), each purged one none, and no entry may be lost (neither replayed, purged, nor
-still in the DLQ). The row joins the chaos table (tests/chaos/test_chaos.py's ``REPORTS``, var/chaos/report.md).
+SIGKILLed and restarted, and a last bulk replay and purge pick up what the kill cut. Each replayed entry must send
+exactly one mail (its job run once), each purged one none, and no entry may be lost (neither replayed, purged,
+nor still in the DLQ). The row joins the chaos table (tests/chaos/test_chaos.py's ``REPORTS``, var/chaos/report.md).
 """
 
 from __future__ import annotations
