@@ -59,10 +59,15 @@ def addresses(n: int, prefix: str = "r") -> list[str]:
     return [f"{prefix}-{run}-{i}@example.com" for i in range(n)]
 
 
-def together(n: int, work: Callable[[httpx.Client, int], Any]) -> list[Any]:
-    """``n`` requests, each on its own connection, released at the same instant."""
+def together(fleet: Fleet, n: int, work: Callable[[httpx.Client, int], Any]) -> list[Any]:
+    """``n`` requests, each on its own connection to the API, released at the same instant."""
     barrier = threading.Barrier(n)
-    clients = [_client() for _ in range(n)]
+    clients = [
+        httpx.Client(
+            base_url=f"http://127.0.0.1:{fleet.api_port}", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60
+        )
+        for _ in range(n)
+    ]
 
     def run(i: int) -> Any:
         barrier.wait()
@@ -74,20 +79,6 @@ def together(n: int, work: Callable[[httpx.Client, int], Any]) -> list[Any]:
     finally:
         for client in clients:
             client.close()
-
-
-_port: list[int] = []
-
-
-def _client() -> httpx.Client:
-    return httpx.Client(
-        base_url=f"http://127.0.0.1:{_port[0]}", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60
-    )
-
-
-@pytest.fixture(autouse=True)
-def _api_port(fleet: Fleet) -> None:
-    _port[:] = [fleet.api_port]
 
 
 def mails_to(fleet: Fleet) -> Counter[str]:
@@ -121,7 +112,7 @@ def worker_logs(fleet: Fleet) -> list[ServiceProcess]:
 def test_concurrent_replays_of_one_entry_send_one_mail(fleet: Fleet, store: dlq.DeadLetterQueue) -> None:
     [address] = addresses(1)
     entry = dead_letter(store, address)
-    responses = together(8, lambda http, _: http.post(f"/api/v1/dlq/{entry.id}/replay"))
+    responses = together(fleet, 8, lambda http, _: http.post(f"/api/v1/dlq/{entry.id}/replay"))
     codes = Counter(r.status_code for r in responses)
     bodies = [r.json() for r in responses if r.status_code == 200]
     assert set(codes) <= {200, 409}, [r.text for r in responses]
@@ -143,7 +134,7 @@ def test_concurrent_replays_of_one_entry_send_one_mail(fleet: Fleet, store: dlq.
 def test_two_concurrent_bulk_replays_send_each_mail_once(fleet: Fleet, store: dlq.DeadLetterQueue) -> None:
     mails = addresses(10, "bulk")
     entries = [dead_letter(store, a) for a in mails]
-    reports = together(2, lambda http, _: http.post("/api/v1/dlq/replay", params={"task": TASK}).json())
+    reports = together(fleet, 2, lambda http, _: http.post("/api/v1/dlq/replay", params={"task": TASK}).json())
     replayed = [r["dead_letter_id"] for report in reports for r in report["replayed"]]
     assert sorted(replayed) == sorted(e.id for e in entries), reports  # each entry replayed by exactly one
     settle(fleet, [r["new_job_id"] for report in reports for r in report["replayed"]])
@@ -161,7 +152,7 @@ def test_bulk_replay_racing_purge_settles_each_entry_once(fleet: Fleet, store: d
             return http.post("/api/v1/dlq/replay", params={"task": TASK}).json()
         return http.delete("/api/v1/dlq", params={"task": TASK}).json()
 
-    replay, purge = together(2, act)
+    replay, purge = together(fleet, 2, act)
     replayed = {r["dead_letter_id"]: r["new_job_id"] for r in replay["replayed"]}
     purged = set(entries) - set(replayed)
     assert len(replayed) + purge["purged"] == 20, (replay, purge)  # both reports add up to the 20 entries
@@ -186,7 +177,7 @@ def test_a_replay_is_refused_while_the_original_is_in_flight(fleet: Fleet, store
         assert time.monotonic() < deadline
         time.sleep(0.05)
     entry = dead_letter(store, address, job_id=job)  # its earlier delivery's failure
-    responses = together(4, lambda http, _: http.post(f"/api/v1/dlq/{entry.id}/replay"))
+    responses = together(fleet, 4, lambda http, _: http.post(f"/api/v1/dlq/{entry.id}/replay"))
     assert [r.status_code for r in responses] == [409] * 4
     assert "in flight" in responses[0].json()["detail"] and "a worker is running it" in responses[0].json()["detail"]
     settle(fleet, [job])
