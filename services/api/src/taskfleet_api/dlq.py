@@ -4,6 +4,12 @@ A replay is a new job (new id, fresh retry budget) carrying a link to the job it
 its job record and in a message header, so a job dead-lettered again names its predecessor.
 A replayed entry leaves the DLQ; entries without a contract (unknown task names, raw
 malformed bodies) cannot be replayed, only inspected and purged.
+
+Replay and purge claim their entry in one Valkey script (reliability/dlq.py): of concurrent
+requests exactly one acts. The new job's id is derived from the entry, so a retried or
+concurrent replay gets the same job back (200, ``repeated: true``) instead of a second one; a
+replay of a purged entry, or while the original job still has a delivery in flight or has
+succeeded since, is refused with 409 and the reason.
 """
 
 from __future__ import annotations
@@ -13,15 +19,13 @@ from typing import Any, Literal
 from fastapi import APIRouter, Depends, HTTPException, Query, status
 from pydantic import BaseModel
 from taskfleet_core.broker.client import client
-from taskfleet_core.broker.keys import JOB_KEY
 from taskfleet_core.reliability import dlq
 from taskfleet_core.settings import load
-from taskfleet_core.tasks.contracts import CONTRACTS
 
 from taskfleet_api import joblog
 from taskfleet_api.auth import require_admin_token
 from taskfleet_api.bodies import GuardedRoute
-from taskfleet_api.producer import celery_app, record_job
+from taskfleet_api.producer import JOB_RECORD_TTL, celery_app
 from taskfleet_api.responses import CONFLICT, FORBIDDEN, NOT_FOUND, PROTECTED
 from taskfleet_api.settings import ApiSettings
 
@@ -80,11 +84,17 @@ class Replayed(BaseModel):
     old_job_id: str | None
     new_job_id: str
     status_url: str
+    replayed_at: str
+    #: True when an earlier or concurrent request had already replayed the entry: the same job, nothing sent again.
+    repeated: bool = False
 
 
 class ReplayReport(BaseModel):
     replayed: list[Replayed]
     skipped: list[str]
+    #: Entries not replayed by this request, with the reason: settled by another request meanwhile, the
+    #: original job still in flight or succeeded since.
+    refused: dict[str, str] = {}
 
 
 class PurgeReport(BaseModel):
@@ -104,21 +114,23 @@ def _fields(entry: dlq.DeadLetter, model: type[BaseModel]) -> dict[str, Any]:
     return data | {"replayable": entry.replayable}
 
 
-def _replay(store: dlq.DeadLetterQueue, entry: dlq.DeadLetter) -> Replayed:
-    contract = CONTRACTS[entry.task]  # type: ignore[index]
-    old = entry.job_id or entry.id
-    result = celery_app().send_task(
-        contract.name,
-        args=entry.args if isinstance(entry.args, list) else None,
-        kwargs=entry.kwargs if isinstance(entry.kwargs, dict) else {},
-        headers={dlq.REPLAY_OF_HEADER: old},
-    )
-    record_job(result.id, contract.name, contract.queue, 0.0)
-    joblog.add(result.id, load(ApiSettings))
-    client().hset(JOB_KEY.format(job_id=result.id), "replay_of", old)
-    store.remove(entry)
+def _replay(store: dlq.DeadLetterQueue, entry_id: str) -> dlq.Outcome:
+    outcome = store.replay(entry_id, celery_app(), record_ttl=JOB_RECORD_TTL)
+    if outcome.status == dlq.REPLAYED and outcome.settled and outcome.settled.new_job_id:
+        joblog.add(outcome.settled.new_job_id, load(ApiSettings))  # the listing; the job record is the script's
+    return outcome
+
+
+def _replayed(outcome: dlq.Outcome) -> Replayed:
+    settled = outcome.settled
+    assert settled is not None and settled.new_job_id is not None
     return Replayed(
-        dead_letter_id=entry.id, old_job_id=entry.job_id, new_job_id=result.id, status_url=f"/api/v1/jobs/{result.id}"
+        dead_letter_id=outcome.entry_id,
+        old_job_id=settled.job_id,
+        new_job_id=settled.new_job_id,
+        status_url=f"/api/v1/jobs/{settled.new_job_id}",
+        replayed_at=settled.at,
+        repeated=outcome.status == dlq.ALREADY_REPLAYED,
     )
 
 
@@ -155,11 +167,13 @@ def get_dead_letter(entry_id: str) -> DeadLetterDetail:
 
 @router.post("/{entry_id}/replay", response_model=Replayed, responses={**NOT_FOUND, **CONFLICT})
 def replay_dead_letter(entry_id: str) -> Replayed:
-    store = _store()
-    entry = _get(store, entry_id)
-    if not entry.replayable:
-        raise HTTPException(status.HTTP_409_CONFLICT, f"dead letter {entry_id} ({entry.reason}) cannot be replayed")
-    return _replay(store, entry)
+    """Replay one entry; a retried or concurrent request gets the same job back (``repeated: true``)."""
+    outcome = _replay(_store(), entry_id)
+    if outcome.status in (dlq.REPLAYED, dlq.ALREADY_REPLAYED):
+        return _replayed(outcome)
+    if outcome.status == dlq.MISSING:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, outcome.detail)
+    raise HTTPException(status.HTTP_409_CONFLICT, outcome.detail)
 
 
 @router.post("/replay", response_model=ReplayReport)
@@ -169,21 +183,31 @@ def replay_matching(
     reason: Reason | None = None,
     limit: int = Query(MAX_BULK, ge=1, le=MAX_BULK),
 ) -> ReplayReport:
-    """Replay every matching entry (up to ``limit``); unreplayable ones are listed as skipped."""
+    """Replay every matching entry (up to ``limit``); unreplayable ones are listed as skipped, entries another
+    request settled meanwhile or whose original job is still in flight as refused."""
     store = _store()
-    report = ReplayReport(replayed=[], skipped=[])
+    report = ReplayReport(replayed=[], skipped=[], refused={})
     for entry in list(store.iter(queue, task, reason))[:limit]:
-        if entry.replayable:
-            report.replayed.append(_replay(store, entry))
-        else:
+        if not entry.replayable:
             report.skipped.append(entry.id)
+            continue
+        outcome = _replay(store, entry.id)
+        if outcome.status == dlq.REPLAYED:
+            report.replayed.append(_replayed(outcome))
+        else:
+            report.refused[entry.id] = outcome.detail
     return report
 
 
-@router.delete("/{entry_id}", response_model=PurgeReport, responses=NOT_FOUND)
+@router.delete("/{entry_id}", response_model=PurgeReport, responses={**NOT_FOUND, **CONFLICT})
 def purge_dead_letter(entry_id: str) -> PurgeReport:
-    store = _store()
-    return PurgeReport(purged=int(store.remove(_get(store, entry_id))))
+    """Purge one entry: ``purged`` is 1 if this request removed it, 0 if an earlier one had."""
+    outcome = _store().purge_one(entry_id)
+    if outcome.status == dlq.MISSING:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, outcome.detail)
+    if outcome.status == dlq.ALREADY_REPLAYED:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"{outcome.detail}: it is no longer in the DLQ")
+    return PurgeReport(purged=int(outcome.status == dlq.PURGED))
 
 
 @router.delete("", response_model=PurgeReport)
@@ -192,4 +216,5 @@ def purge_matching(
     task: str | None = Query(None, max_length=200),
     reason: Reason | None = None,
 ) -> PurgeReport:
+    """Purge every matching entry; counts only the entries this request removed."""
     return PurgeReport(purged=_store().purge(queue, task, reason))

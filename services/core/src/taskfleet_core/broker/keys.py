@@ -31,6 +31,10 @@ CLAIM_KEY = KEY_PREFIX + "doing:{scope}:{key}"
 DLQ_INDEX_KEY = KEY_PREFIX + "dlq:{queue}"
 #: STRING: one dead-letter entry as JSON (payload, exception, traceback summary, timestamps). TTL: 30 days.
 DLQ_ENTRY_KEY = KEY_PREFIX + "dlq:entry:{entry_id}"
+#: STRING: what became of an entry that left the DLQ (JSON: replayed as which job, or purged, and when), written
+#: by the same script that removed the entry, so a retried or concurrent request gets that result back instead
+#: of acting twice. TTL: a day (``dlq.SETTLED_SECONDS``).
+DLQ_SETTLED_KEY = KEY_PREFIX + "dlq:settled:{entry_id}"
 #: ZSET sliding-window log of a fleet-wide rate limit, one member per slot taken (reliability/ratelimit.py).
 #: TTL: the limit's window, renewed on every slot taken.
 RATE_KEY = KEY_PREFIX + "ratelimit:{name}"
