@@ -191,7 +191,7 @@ def test_a_replay_is_refused_while_the_original_is_in_flight(fleet: Fleet, store
 
 def test_a_replay_is_refused_while_a_copy_of_the_original_waits_in_its_queue(fleet: Fleet) -> None:
     """The default queue has no worker here: the original job's message waits in its list."""
-    job = fleet.submit("maintenance.canary", args=[])
+    job = fleet.submit("maintenance.canary")
     assert job is not None and fleet.valkey.llen("default") >= 1
     entry = dlq.DeadLetterQueue(fleet.valkey).add(
         dlq.DeadLetter(id=job, queue="default", reason=dlq.TIMEOUT, task="maintenance.canary", job_id=job)
