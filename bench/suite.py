@@ -15,6 +15,7 @@ Sections (each bounded in counts and time; ``--quick`` runs small counts, for a 
                STARTED state is published (a pattern subscription in this process).
 * coldstart -- each service's entry point, process start -> ready, median of several runs.
 * matching  -- matching scores/s (bench_matching.py on a smaller set).
+* sync      -- grants/s synced from the recorded feeds into SQLite, first sync and repeated (bench_sync.py).
 
 Absolute figures depend on the machine and on what else runs on it; ratios measured in one run are the claim.
 """
@@ -46,7 +47,7 @@ from tests.support.ports import free_port  # noqa: E402
 from tests.support.valkey_server import ValkeyServer  # noqa: E402
 
 TOKEN = "bench-token"
-SECTIONS = ("drain", "enqueue", "api", "latency", "coldstart", "matching")
+SECTIONS = ("drain", "enqueue", "api", "latency", "coldstart", "matching", "sync")
 
 
 @dataclass(frozen=True)
@@ -60,10 +61,11 @@ class Sizes:
     cold_runs: int
     concurrency: int
     matching: tuple[int, int]
+    sync_rounds: int
 
 
-FULL = Sizes(5000, 5000, 2000, (1, 8, 32), 200, 15, 5, 2, (500, 5000))
-QUICK = Sizes(200, 300, 100, (1, 8), 50, 2, 1, 2, (50, 500))
+FULL = Sizes(5000, 5000, 2000, (1, 8, 32), 200, 15, 5, 2, (500, 5000), 3)
+QUICK = Sizes(200, 300, 100, (1, 8), 50, 2, 1, 2, (50, 500), 1)
 
 
 @dataclass
@@ -444,6 +446,18 @@ def section_matching(b: Bench) -> None:
             b.table.add(f"matching {companies}x{grants}", figure, value)
 
 
+def section_sync(b: Bench) -> None:
+    argv = b.python(str(BENCH / "bench_sync.py"), "--rounds", str(b.sizes.sync_rounds))
+    out = subprocess.run(argv, env=b.env, capture_output=True, text=True, timeout=600, check=True).stdout
+    for line in out.splitlines():
+        if line.startswith("sources="):
+            per_pass = line.partition("grants per pass=")[2].split()[0]
+            section = f"sync {per_pass} grants from the recorded feeds"
+        elif line.startswith("grants/s"):
+            figure, _, value = line.partition(": ")
+            b.table.add(section, figure, value)
+
+
 RUNNERS: dict[str, Callable[[Bench], None]] = {
     "drain": section_drain,
     "enqueue": section_enqueue,
@@ -451,6 +465,7 @@ RUNNERS: dict[str, Callable[[Bench], None]] = {
     "latency": section_latency,
     "coldstart": section_coldstart,
     "matching": section_matching,
+    "sync": section_sync,
 }
 
 

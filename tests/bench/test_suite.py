@@ -22,7 +22,7 @@ def test_the_suite_runs_end_to_end_on_small_counts(tmp_path: Path) -> None:
     out = tmp_path / "report.md"
     table = suite.main(["--quick", "--out", str(out)])
     sections = {section.split(" ")[0] for section, *_ in table.rows}
-    assert {"drain", "enqueue", "api", "enqueue->start,", "cold", "matching"} <= sections
+    assert {"drain", "enqueue", "api", "enqueue->start,", "cold", "matching", "sync"} <= sections
     figures = {figure for _, figure, _, _ in table.rows}
     assert "fleet / bare-same: throughput" in figures and "fleet / bare: jobs/s" in figures
     seen = [ratio for section, _, _, ratio in table.rows if section.startswith("enqueue->start")]
