@@ -97,13 +97,15 @@ def behavior_from_spec(spec: dict[str, object] | None) -> Behavior:
 def metric_replicas(
     current: int, metric_total: float, target: float, up_tolerance: float = TOLERANCE, down_tolerance: float = TOLERANCE
 ) -> int:
-    """Replicas for an AverageValue metric (GetExternalPerPodMetricReplicas): ceil(total / target) outside tolerance."""
-    if current <= 0:
-        return math.ceil(metric_total / target)
-    ratio = metric_total / (target * current)
-    if 1.0 - down_tolerance <= ratio <= 1.0 + up_tolerance:
+    """Replicas for an AverageValue metric (GetExternalPerPodMetricReplicas): ceil(total / target) outside tolerance.
+
+    In milli-units, as the external metrics API and the controller count (int64 milli-values), so 3 x 200m over
+    100m is exactly 6.
+    """
+    usage, per_pod = round(metric_total * 1000), round(target * 1000)
+    if current > 0 and 1.0 - down_tolerance <= usage / (per_pod * current) <= 1.0 + up_tolerance:
         return current
-    return math.ceil(metric_total / target)
+    return -(-usage // per_pod)
 
 
 @dataclass
