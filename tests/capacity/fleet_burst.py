@@ -27,13 +27,13 @@ from pathlib import Path
 from typing import Any
 
 import redis
-
 from taskfleet_capacity import durations
 from taskfleet_capacity.hpa import DEFAULT_BEHAVIOR
 from taskfleet_capacity.report import percentile
 from taskfleet_capacity.sim import Model, simulate
 from taskfleet_capacity.traces import Arrival
 from taskfleet_capacity.values import QueueScaling
+
 from tests.support.environment import applied_env
 from tests.support.processes import start_worker
 

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 import yaml
-
 from taskfleet_capacity.hpa import behavior_from_spec
 from taskfleet_capacity.values import load_values, queue_scaling
+
 from tests.chart.render import CHART, SCENARIOS, by_name, render_scenario, render_values
 
 

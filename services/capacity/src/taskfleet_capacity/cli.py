@@ -40,7 +40,9 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--workload", type=Path, help="YAML: duration, cold_start, redelivery_delay, fanout")
     common.add_argument("--duration", help="task duration distribution (e.g. lognormal:60:0.8; default 30)")
     common.add_argument("--cold-start", help="pod start -> ready distribution (default 30)")
-    common.add_argument("--redelivery-delay", type=float, help=f"killed task back in the list after (s, {REDELIVERY_SECONDS:g})")
+    common.add_argument(
+        "--redelivery-delay", type=float, help=f"killed task back in the list after (s, {REDELIVERY_SECONDS:g})"
+    )
     common.add_argument("--deletion-cost", action="store_true", help="pods carry pod-deletion-cost = work held")
     common.add_argument("--seed", type=int, default=1)
     common.add_argument("--json", action="store_true", help="print the figures as JSON")
@@ -62,7 +64,8 @@ def _values(args: argparse.Namespace) -> dict[str, Any]:
     for item in args.set:
         key, _, raw = item.partition("=")
         values["queues"] = [
-            merge(e, nested(key.strip(), yaml.safe_load(raw))) if e["name"] == args.queue else e for e in values["queues"]
+            merge(e, nested(key.strip(), yaml.safe_load(raw))) if e["name"] == args.queue else e
+            for e in values["queues"]
         ]
     return values
 

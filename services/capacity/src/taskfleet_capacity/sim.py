@@ -283,7 +283,7 @@ class Simulation:
             self.at(now + self.m.cold_start.draw(self.rng), "ready", pod)
         if replicas < len(active):
             cost = (lambda pod: pod.held) if self.m.deletion_cost else None
-            chosen = victims(active, len(active) - replicas, Ranking(now, cost))  # type: ignore[arg-type]
+            chosen = victims(active, len(active) - replicas, Ranking(now, cost))
             self.scale_ins.append(
                 ScaleIn(now, len(chosen), sum(1 for p in chosen if p.running), sum(len(p.running) for p in chosen))
             )

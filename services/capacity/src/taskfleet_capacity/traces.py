@@ -1,14 +1,14 @@
 """Arrival traces: when tasks of a queue are published (seconds from the trace's start, sorted).
 
-    FILE.csv                               rows ``timestamp[,queue[,duration]]``: unix seconds or ISO 8601 times,
-                                           relative to the first row; a duration column overrides the model's
-    steady:rate=0.5,hours=2                Poisson arrivals at ``rate`` per second
-    bursts:size=200,every=3600,hours=24    ``size`` tasks at once every ``every`` seconds (first at 60 s);
-                                           ``spread=30`` spreads each burst over 30 s
-    beat:days=7                            the Beat schedule's own entries for the queue (taskfleet_beat.schedule,
-                                           UTC, from a Monday 00:00), each due time sending ``fanout`` tasks
-                                           (``--fanout TASK=N``: how many tasks one run becomes, e.g. a sync chord
-                                           of five sources is 6)
+FILE.csv                               rows ``timestamp[,queue[,duration]]``: unix seconds or ISO 8601 times,
+                                       relative to the first row; a duration column overrides the model's
+steady:rate=0.5,hours=2                Poisson arrivals at ``rate`` per second
+bursts:size=200,every=3600,hours=24    ``size`` tasks at once every ``every`` seconds (first at 60 s);
+                                       ``spread=30`` spreads each burst over 30 s
+beat:days=7                            the Beat schedule's own entries for the queue (taskfleet_beat.schedule,
+                                       UTC, from a Monday 00:00), each due time sending ``fanout`` tasks
+                                       (``--fanout TASK=N``: how many tasks one run becomes, e.g. a sync chord
+                                       of five sources is 6)
 """
 
 from __future__ import annotations
@@ -70,7 +70,8 @@ def from_csv(path: Path, queue: str | None = None) -> list[Arrival]:
 
 
 def steady(rate: float, seconds: float, rng: random.Random) -> list[Arrival]:
-    out, t = [], 0.0
+    out: list[Arrival] = []
+    t = 0.0
     while True:
         t += rng.expovariate(rate)
         if t >= seconds:
@@ -78,8 +79,10 @@ def steady(rate: float, seconds: float, rng: random.Random) -> list[Arrival]:
         out.append(Arrival(t))
 
 
-def bursts(size: int, every: float, seconds: float, rng: random.Random, spread: float = 0.0, first: float = 60.0):
-    out = []
+def bursts(
+    size: int, every: float, seconds: float, rng: random.Random, spread: float = 0.0, first: float = 60.0
+) -> list[Arrival]:
+    out: list[Arrival] = []
     t = first
     while t < seconds:
         out += [Arrival(t + (rng.uniform(0, spread) if spread else 0.0)) for _ in range(size)]
@@ -95,19 +98,15 @@ def beat(queue: str, seconds: float, fanout: Mapping[str, int], start: datetime 
 
     start = start or datetime(2026, 1, 5, tzinfo=UTC)  # a Monday
     mine = [e for e in entries(BeatSettings()) if contract_for(e.task).queue == queue]
-    out = []
+    out: list[Arrival] = []
     for minute in range(int(seconds // 60)):
         now = start + timedelta(minutes=minute)
         dow = (now.weekday() + 1) % 7  # crontab counts from Sunday = 0
+        moment = {"minute": now.minute, "hour": now.hour, "day_of_week": dow, "day_of_month": now.day}
+        moment["month_of_year"] = now.month
         for entry in mine:
-            cron = entry.schedule
-            if (
-                now.minute in cron.minute
-                and now.hour in cron.hour
-                and dow in cron.day_of_week
-                and now.day in cron.day_of_month
-                and now.month in cron.month_of_year
-            ):
+            # crontab's expanded sets (celery-types does not declare them)
+            if all(value in getattr(entry.schedule, name) for name, value in moment.items()):
                 out += [Arrival(minute * 60.0)] * fanout.get(entry.task, 1)
     return out
 
