@@ -34,9 +34,14 @@ def test_a_burst_into_fixed_workers_drains_in_rounds() -> None:
     assert result.pod_seconds == result.end  # one pod, always there
 
 
+def test_a_run_lasts_at_most_the_time_limit() -> None:
+    model = Model(queue(autoscaled=False, min_replicas=1, time_limit=60), durations.fixed(600), durations.fixed(0))
+    assert simulate(model, [Arrival(0.0), Arrival(0.0, 10.0)]).tasks[0].end == 60.0
+
+
 def test_keda_wakes_an_idle_queue_at_its_next_poll_and_sleeps_after_the_cooldown() -> None:
     # Polls at 0, 30, 60, ...: a task published at 100 s is seen at 120 s, the pod is ready 20 s later.
-    model = Model(queue(), durations.fixed(5), durations.fixed(20))
+    model = Model(queue(), durations.fixed(5), durations.fixed(20), keda_phase=0)
     result = simulate(model, [Arrival(100.0)])
     assert result.waits == [40.0]
     (pod,) = result.pods
@@ -47,7 +52,7 @@ def test_keda_wakes_an_idle_queue_at_its_next_poll_and_sleeps_after_the_cooldown
 
 
 def test_the_activation_threshold_keeps_small_backlogs_waiting() -> None:
-    model = Model(queue(activation=3), durations.fixed(1), durations.fixed(0))
+    model = Model(queue(activation=3), durations.fixed(1), durations.fixed(0), keda_phase=0)
     result = simulate(model, [Arrival(10.0)] * 3 + [Arrival(70.0)])
     assert result.pods[0].created == 90.0  # 3 waiting is not more than 3; 4 is, at the poll after 70 s
 

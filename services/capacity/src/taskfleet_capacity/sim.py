@@ -12,7 +12,7 @@ What each part does, and where it comes from:
   when the HPA asks, unless useCachedMetrics).
 * **Pods.** A new pod is ready after the cold start; a ready pod fetches while it holds fewer than
   concurrency x prefetchMultiplier messages. Idle consumers are served in the order they asked (Valkey serves
-  blocked BRPOP clients first come, first served).
+  blocked BRPOP clients first come, first served). A run lasts at most the queue's timeLimit.
 * **Scale-in** (replicaset.py picks the victims): SIGTERM = warm shutdown: the pod stops fetching, its reserved
   messages go back to the head of the list (kombu restores them on close), running tasks drain; those still
   running when terminationGracePeriodSeconds ends are killed, and their messages come back when the reaper
@@ -50,6 +50,9 @@ class Model:
     hpa_sync_period: float = SYNC_PERIOD_SECONDS
     #: Replicas at t = 0 (None: minReplicaCount, pods ready).
     initial_replicas: int | None = None
+    #: KEDA's first poll (None: a seeded random point of the first interval: the operator's polls are not in phase
+    #: with the trace, e.g. with cron times on the minute).
+    keda_phase: float | None = None
     seed: int = 1
     sample_every: float = 15.0
     #: Stop this long after the last arrival even if the fleet has not settled at its minimum.
@@ -120,9 +123,8 @@ class Result:
     def pod_seconds(self) -> float:
         return sum((p.exited_at if p.exited_at is not None else self.end) - p.created for p in self.pods)
 
-    @property
-    def peak_backlog(self) -> int:
-        return max((s.waiting for s in self.samples), default=0)
+    #: The longest the list got (tracked at every arrival, not only at samples).
+    peak_backlog: int = 0
 
     @property
     def drain_time(self) -> float:
@@ -141,14 +143,16 @@ class Simulation:
         self.pods: list[Pod] = []
         self.consumers: deque[Pod] = deque()
         self.pending_redelivery = 0
+        self.peak_waiting = 0
         self.replicas = 0
         self.last_active = 0.0
         self.hpa = Hpa(max(self.q.min_replicas, 1), self.q.max_replicas, self.q.target, self.q.behavior)
         self.samples: list[Sample] = []
         self.scale_ins: list[ScaleIn] = []
         self.drained = self.interrupted = self.restored = 0
+        limit = self.q.time_limit
         self.tasks = [
-            Task(i, a.at, a.duration if a.duration is not None else model.duration.draw(self.rng))
+            Task(i, a.at, min(a.duration if a.duration is not None else model.duration.draw(self.rng), limit))
             for i, a in enumerate(arrivals)
         ]
         self.last_arrival = max((t.arrival for t in self.tasks), default=0.0)
@@ -168,7 +172,8 @@ class Simulation:
         for task in self.tasks:
             self.at(task.arrival, "arrival", task)
         if self.q.autoscaled:
-            self.at(0.0, "keda", None)
+            phase = self.m.keda_phase
+            self.at(self.rng.uniform(0, self.q.polling_interval) if phase is None else phase, "keda", None)
             self.at(self.m.hpa_sync_period / 2, "hpa", None)  # the two loops are not in phase
         self.at(0.0, "sample", None)
         now = 0.0
@@ -179,7 +184,7 @@ class Simulation:
                 break
         return Result(
             self.m, self.tasks, self.pods, self.samples, self.scale_ins, self.drained, self.interrupted,
-            self.restored, now,
+            self.restored, now, self.peak_waiting,
         )  # fmt: skip
 
     def _settled(self, now: float) -> bool:
@@ -194,11 +199,13 @@ class Simulation:
 
     def _on_arrival(self, now: float, task: Task) -> None:
         self.waiting.append(task)
+        self.peak_waiting = max(self.peak_waiting, len(self.waiting))
         self._dispatch(now)
 
     def _on_redeliver(self, now: float, task: Task) -> None:
         self.pending_redelivery -= 1
         self.waiting.appendleft(task)
+        self.peak_waiting = max(self.peak_waiting, len(self.waiting))
         self._dispatch(now)
 
     def _on_ready(self, now: float, pod: Pod) -> None:
@@ -297,6 +304,7 @@ class Simulation:
         self.restored += len(pod.reserved)
         while pod.reserved:
             self.waiting.appendleft(pod.reserved.pop())
+        self.peak_waiting = max(self.peak_waiting, len(self.waiting))
         if not pod.running:
             pod.exited_at = now
         else:

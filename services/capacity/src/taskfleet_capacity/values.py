@@ -10,6 +10,7 @@ tests/capacity/test_values.py checks this reading against ``helm template``.
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -39,6 +40,8 @@ class QueueScaling:
     behavior: Behavior
     #: False when keda.enabled is off: a fixed ``min_replicas`` (= keda.replicasWhenDisabled).
     autoscaled: bool = True
+    #: timeLimit: Celery kills a run this long (the model cuts every duration there).
+    time_limit: float = math.inf
 
     def with_(self, **changes: Any) -> QueueScaling:
         return replace(self, **changes)
@@ -100,4 +103,5 @@ def queue_scaling(values: dict[str, Any], queue: str) -> QueueScaling:
         grace_seconds=float(q["terminationGracePeriodSeconds"]),
         behavior=Behavior(_rules(q["scaleUp"], "Max"), _rules(q["scaleDown"], "Min")),
         autoscaled=autoscaled,
+        time_limit=float(q.get("timeLimit", math.inf)),
     )
