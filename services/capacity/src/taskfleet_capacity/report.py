@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -85,7 +86,7 @@ def plot(result: Result, path: Path, title: str = "") -> Path:
     ax3.scatter([s / scale for s, _ in started], [w for _, w in started], s=3, color="tab:blue")
     ax3.set_ylabel("queue wait (s)")
     ax3.set_xlabel(f"time ({unit})")
-    fig.suptitle(title or result.model.scaling.name, fontsize=10)
+    fig.suptitle(textwrap.fill(title or result.model.scaling.name, 120), fontsize=9)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=90)

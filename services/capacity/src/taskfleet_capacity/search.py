@@ -2,8 +2,9 @@
 
 Candidates are queue entries of values.queues (chart key names), so the winner pastes into the values file as
 is; candidates the chart would refuse to render (templates/_validate.tpl: cooldownPeriod and the scale-down
-stabilisation window longer than terminationGracePeriodSeconds, maxReplicaCount >= minReplicaCount and
->= fallback.replicas) are skipped. Cheapest = fewest pod-seconds; ties go to the shorter wait.
+stabilisation window longer than terminationGracePeriodSeconds, that one at least timeLimit + graceMarginSeconds,
+maxReplicaCount >= minReplicaCount and >= fallback.replicas) are skipped. Cheapest = fewest pod-seconds (within
+0.5 %: a tie), then the shorter p95 wait, then the fewest changes to the current entry.
 """
 
 from __future__ import annotations
@@ -103,6 +104,7 @@ def renders(entry: Mapping[str, Any]) -> bool:
     return (
         int(entry["maxReplicaCount"]) >= int(entry["minReplicaCount"])
         and int(entry["maxReplicaCount"]) >= int(entry["fallback"]["replicas"])
+        and grace >= int(entry["timeLimit"]) + int(entry["graceMarginSeconds"])
         and int(entry["cooldownPeriod"]) > grace
         and int(entry["scaleDown"]["stabilizationWindowSeconds"]) > grace
     )
