@@ -6,7 +6,7 @@
 3. (pods doubled up on a node first: the model has no nodes);
 4. ready for less time first, compared in powers of two of the nanoseconds since ready; pods in the same
    bucket are ordered by UID, i.e. at random;
-5. (more restarts first: none in the model); newer creation first.
+5. (more restarts first: none in the model); created more recently first, again in powers of two, then by UID.
 
 Without deletion cost a busy pod is as likely a victim as an idle one of the same age; with it (the worker
 keeping its cost equal to the work it holds), the least busy go first.
@@ -39,10 +39,13 @@ class Ranking:
     def key(self, pod: RankedPod) -> tuple[int, int, int, float]:
         cost = self.cost(pod) if self.cost is not None else 0
         if pod.ready_at is None:
-            return (0, cost, 0, -pod.created)
-        since = (self.now - pod.ready_at) * 1e9
-        bucket = int(math.log2(since)) if since > 0 else -1
-        return (1, cost, bucket, pod.uid)
+            return (0, cost, self._bucket(pod.created), pod.uid)
+        return (1, cost, self._bucket(pod.ready_at), pod.uid)
+
+    def _bucket(self, since: float) -> int:
+        """logarithmicRankDiff: int(log2(nanoseconds since)), -1 for none."""
+        nanoseconds = (self.now - since) * 1e9
+        return int(math.log2(nanoseconds)) if nanoseconds > 0 else -1
 
 
 def victims(pods: Sequence[P], count: int, ranking: Ranking) -> list[P]:
