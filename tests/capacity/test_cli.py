@@ -64,3 +64,10 @@ def test_the_console_script_is_installed() -> None:
     script = Path(sys.executable).parent / "taskfleet-capacity"
     done = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and "recommend" in done.stdout
+
+
+def test_bad_input_is_one_line_on_stderr(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["simulate", "--queue", "reports", *VALUES, *TRACE]) == 2
+    assert "queue 'reports' is not in values.queues" in capsys.readouterr().err
+    assert main(["simulate", "--queue", "sync", *VALUES, "--trace", "poisson:rate=1"]) == 2
+    assert "not a file, nor steady:/bursts:/beat:" in capsys.readouterr().err

@@ -109,6 +109,15 @@ def _run(model: Model, arrivals: Sequence[traces.Arrival], plot: Path | None, ti
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    try:
+        return _main(args)
+    except (KeyError, ValueError, FileNotFoundError) as exc:
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"taskfleet-capacity: {message}", file=sys.stderr)
+        return 2
+
+
+def _main(args: argparse.Namespace) -> int:
     values = _values(args)
     model, fanout = _model(args, values)
     arrivals = traces.generate(args.trace, args.queue, random.Random(args.seed), fanout)
