@@ -13,7 +13,9 @@ from taskfleet_capacity.cli import main
 from tests.chart.render import CHART
 
 VALUES = ["--chart-values", str(CHART / "values.yaml")]
-TRACE = ["--trace", "bursts:size=40,every=1800,hours=3", "--duration", "lognormal:30:0.5", "--cold-start", "15"]
+BURSTS = ["--trace", "bursts:size=40,every=1800,hours=3", "--duration", "lognormal:30:0.5", "--cold-start", "15"]
+#: Without sync's 10/min rate limit, so that replicas decide the wait (test_the_rate_limit_applies_by_default).
+TRACE = [*BURSTS, "--rate-limit", "none"]
 
 
 def test_simulate_prints_figures_and_writes_a_plot(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -71,3 +73,11 @@ def test_bad_input_is_one_line_on_stderr(capsys: pytest.CaptureFixture[str]) -> 
     assert "queue 'reports' is not in values.queues" in capsys.readouterr().err
     assert main(["simulate", "--queue", "sync", *VALUES, "--trace", "poisson:rate=1"]) == 2
     assert "not a file, nor steady:/bursts:/beat:" in capsys.readouterr().err
+
+
+def test_the_rate_limit_applies_by_default(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["simulate", "--queue", "sync", *VALUES, *BURSTS]) == 0
+    out = capsys.readouterr().out
+    assert "rate limit 10/60 s" in out
+    deferred = int(out.split("rate limit            ")[1].split(" ")[0])
+    assert deferred > 0

@@ -90,6 +90,16 @@ def test_a_busy_victim_drains_within_the_grace_and_is_killed_after_it() -> None:
     assert sum(t.runs for t in result.tasks) == len(result.tasks) + stats["interrupted"]
 
 
+def test_the_fleet_wide_rate_limit_defers_starts() -> None:
+    # sync's 10 per 60 s (the queue registry): 30 tasks at once on 10 ready pods start 10 a minute.
+    scaling = queue(autoscaled=False, min_replicas=10, max_replicas=10, rate_limit=(10, 60.0))
+    result = simulate(Model(scaling, durations.fixed(1), durations.fixed(0)), [Arrival(0.0)] * 30)
+    starts = sorted(t.start for t in result.tasks if t.start is not None)
+    assert len(starts) == 30 and result.deferred >= 20
+    assert all(sum(1 for s in starts if t <= s < t + 60) <= 10 for t in starts), "never 11 starts in 60 s"
+    assert starts[-1] >= 120
+
+
 def bursty_model(deletion_cost: bool) -> tuple[Model, list[Arrival]]:
     """Bursts of long tasks with a short grace: scale-in lands while some pods still run the tail of a burst."""
     scaling = queue(grace_seconds=120, polling_interval=15)

@@ -70,3 +70,10 @@ def test_keda_off_means_fixed_replicas() -> None:
     values["keda"] = {**values["keda"], "enabled": False, "replicasWhenDisabled": 3}
     scaling = queue_scaling(values, "sync")
     assert (scaling.autoscaled, scaling.min_replicas, scaling.max_replicas) == (False, 3, 3)
+
+
+def test_the_rate_limit_comes_from_the_queue_registry() -> None:
+    values = load_values(CHART / "values.yaml")
+    assert queue_scaling(values, "sync").rate_limit == (10, 60.0)
+    assert queue_scaling(values, "email").rate_limit == (30, 60.0)
+    assert queue_scaling(values, "matching").rate_limit is None

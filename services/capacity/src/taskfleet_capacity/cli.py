@@ -43,6 +43,7 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument(
         "--redelivery-delay", type=float, help=f"killed task back in the list after (s, {REDELIVERY_SECONDS:g})"
     )
+    common.add_argument("--rate-limit", help="fleet-wide starts N/SECONDS, or none (default: the queue registry's)")
     common.add_argument("--deletion-cost", action="store_true", help="pods carry pod-deletion-cost = work held")
     common.add_argument("--seed", type=int, default=1)
     common.add_argument("--json", action="store_true", help="print the figures as JSON")
@@ -79,8 +80,12 @@ def _model(args: argparse.Namespace, values: dict[str, Any]) -> tuple[Model, dic
     for item in args.fanout:
         task, _, n = item.partition("=")
         fanout[task.strip()] = int(n)
+    scaling = queue_scaling(values, args.queue)
+    if args.rate_limit:
+        count, _, per = args.rate_limit.partition("/")
+        scaling = scaling.with_(rate_limit=None if args.rate_limit == "none" else (int(count), float(per or 60)))
     model = Model(
-        scaling=queue_scaling(values, args.queue),
+        scaling=scaling,
         duration=durations.parse(duration),
         cold_start=durations.parse(cold),
         deletion_cost=args.deletion_cost,
@@ -97,6 +102,7 @@ def _describe(model: Model) -> str:
         f"{q.max_replicas}, polling {q.polling_interval:g} s, cooldown {q.cooldown_period:g} s, grace "
         f"{q.grace_seconds:g} s; duration {model.duration}, cold start {model.cold_start}"
         f"{', pod-deletion-cost on' if model.deletion_cost else ''}"
+        f"{f', rate limit {q.rate_limit[0]}/{q.rate_limit[1]:g} s' if q.rate_limit else ''}"
     )
 
 

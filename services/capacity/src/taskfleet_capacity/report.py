@@ -43,6 +43,7 @@ def summary(result: Result) -> dict[str, Any]:
         "drained": result.drained,
         "interrupted": result.interrupted,
         "restored": result.restored,
+        "deferred": result.deferred,
         "simulated_seconds": result.end,
     }
 
@@ -60,6 +61,7 @@ def format_summary(stats: dict[str, Any]) -> str:
             f"scale-in              {stats['scale_in_victims']} pods removed, {stats['busy_victims']} of them busy;"
             f" {stats['running_at_sigterm']} running tasks got SIGTERM: {stats['drained']} drained,"
             f" {stats['interrupted']} interrupted (run again); {stats['restored']} reserved returned",
+            f"rate limit            {stats['deferred']} runs deferred",
         ]
     )
 

@@ -141,7 +141,7 @@ def search(
         if not renders(entry):
             continue
         candidate_values = {**values, "queues": [entry if e["name"] == queue else e for e in values["queues"]]}
-        scaling = queue_scaling(candidate_values, queue)
+        scaling = queue_scaling(candidate_values, queue).with_(rate_limit=model.scaling.rate_limit)
         stats = summary(simulate(replace(model, scaling=scaling, sample_every=300), arrivals))  # no plots: few samples
         out.append(Candidate(changes, stats, all(o.met(stats) for o in objectives)))
 

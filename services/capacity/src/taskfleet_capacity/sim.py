@@ -13,6 +13,9 @@ What each part does, and where it comes from:
 * **Pods.** A new pod is ready after the cold start; a ready pod fetches while it holds fewer than
   concurrency x prefetchMultiplier messages. Idle consumers are served in the order they asked (Valkey serves
   blocked BRPOP clients first come, first served). A run lasts at most the queue's timeLimit.
+* **Rate limit** (the registry's fleet-wide limit: email 30/min, sync 10/min): a sliding window of starts. A
+  task that finds it full is deferred (reliability/ratelimit.py, tasks/fleet_task.py): republished with a
+  countdown of the wait plus up to one slot's spacing, scheduled work the metric does not count until it is due.
 * **Scale-in** (replicaset.py picks the victims): SIGTERM = warm shutdown: the pod stops fetching, its reserved
   messages go back to the head of the list (kombu restores them on close), running tasks drain; those still
   running when terminationGracePeriodSeconds ends are killed, and their messages come back when the reaper
@@ -125,6 +128,8 @@ class Result:
 
     #: The longest the list got (tracked at every arrival, not only at samples).
     peak_backlog: int = 0
+    #: Runs deferred by the rate limit.
+    deferred: int = 0
 
     @property
     def drain_time(self) -> float:
@@ -144,6 +149,8 @@ class Simulation:
         self.consumers: deque[Pod] = deque()
         self.pending_redelivery = 0
         self.peak_waiting = 0
+        self.deferred = 0
+        self.starts: deque[float] = deque()  # the rate limit's sliding window
         self.replicas = 0
         self.last_active = 0.0
         self.hpa = Hpa(max(self.q.min_replicas, 1), self.q.max_replicas, self.q.target, self.q.behavior)
@@ -184,7 +191,7 @@ class Simulation:
                 break
         return Result(
             self.m, self.tasks, self.pods, self.samples, self.scale_ins, self.drained, self.interrupted,
-            self.restored, now, self.peak_waiting,
+            self.restored, now, self.peak_waiting, self.deferred,
         )  # fmt: skip
 
     def _settled(self, now: float) -> bool:
@@ -318,11 +325,32 @@ class Simulation:
         pod.running[task.id] = task
         self.at(now + task.duration, "done", (pod, task, task.runs))
 
+    def _throttled(self, now: float) -> float:
+        """0 if the rate limit grants a start now (and takes the slot), else the seconds until one frees."""
+        if self.q.rate_limit is None:
+            return 0.0
+        count, per = self.q.rate_limit
+        while self.starts and self.starts[0] <= now - per:
+            self.starts.popleft()
+        if len(self.starts) < count:
+            self.starts.append(now)
+            return 0.0
+        return self.starts[0] + per - now
+
+    def _on_due(self, now: float, task: Task) -> None:
+        self._on_arrival(now, task)
+
     def _dispatch(self, now: float) -> None:
         capacity = self.q.concurrency * self.q.prefetch_multiplier
         while self.waiting and self.consumers:
-            pod = self.consumers.popleft()
             task = self.waiting.popleft()
+            wait = self._throttled(now)
+            if wait > 0:
+                self.deferred += 1
+                count, per = self.q.rate_limit or (1, 0.0)
+                self.at(now + wait + self.rng.uniform(0, per / count), "due", task)
+                continue
+            pod = self.consumers.popleft()
             if len(pod.running) < self.q.concurrency:
                 self._start(now, pod, task)
             else:

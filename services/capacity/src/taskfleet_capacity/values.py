@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from taskfleet_core.tasks.queues import QUEUES
 
 from taskfleet_capacity.hpa import Behavior, Policy, Rules
 
@@ -42,6 +43,8 @@ class QueueScaling:
     autoscaled: bool = True
     #: timeLimit: Celery kills a run this long (the model cuts every duration there).
     time_limit: float = math.inf
+    #: The queue's fleet-wide rate limit (count, per seconds) from the registry (taskfleet_core QUEUES), or None.
+    rate_limit: tuple[int, float] | None = None
 
     def with_(self, **changes: Any) -> QueueScaling:
         return replace(self, **changes)
@@ -104,4 +107,13 @@ def queue_scaling(values: dict[str, Any], queue: str) -> QueueScaling:
         behavior=Behavior(_rules(q["scaleUp"], "Max"), _rules(q["scaleDown"], "Min")),
         autoscaled=autoscaled,
         time_limit=float(q.get("timeLimit", math.inf)),
+        rate_limit=registry_rate_limit(queue),
     )
+
+
+def registry_rate_limit(queue: str) -> tuple[int, float] | None:
+    """The fleet-wide limit the workers enforce (not a chart value: the queue registry's RateLimit)."""
+    spec = QUEUES.get(queue)
+    if spec is None or spec.rate_limit is None:
+        return None
+    return (spec.rate_limit.count, float(spec.rate_limit.per_seconds))
