@@ -24,7 +24,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import redis
 from taskfleet_capacity import durations
@@ -125,7 +124,9 @@ def predict(offsets: list[float], concurrency: int, sleep: float) -> Figures:
     return Figures.of(result.waits, result.drain_time)
 
 
-def run_burst(url: str, env: dict[str, str], log_dir: Path, concurrency: int, jobs: int, sleep: float):
+def run_burst(
+    url: str, env: dict[str, str], log_dir: Path, concurrency: int, jobs: int, sleep: float
+) -> tuple[Figures, Figures]:
     """One worker of ``concurrency`` processes, one burst: (predicted, measured)."""
     worker = start_worker(QUEUE, env, log_dir, "--concurrency", str(concurrency))
     try:
@@ -168,7 +169,6 @@ def main(argv: list[str] | None = None) -> None:
     print(f"burst of {args.jobs} canary jobs, sleep_seconds {args.sleep:g}; predicted / measured (error)\n")
     print("| processes | run | drain s | wait p50 s | wait p95 s | wait p99 s |")
     print("|---|---|---|---|---|---|")
-    rows: list[dict[str, Any]] = []
     with _own_fleet() as (url, env, work):
         for k in args.concurrency:
             for run in range(args.repeat):
@@ -178,7 +178,6 @@ def main(argv: list[str] | None = None) -> None:
                     for f in ("drain", "p50", "p95", "p99")
                 ]
                 print(f"| {k} | {run + 1} | {' | '.join(cells)} |", flush=True)
-                rows.append({"k": k, "predicted": pred.__dict__, "measured": meas.__dict__})
 
 
 if __name__ == "__main__":
