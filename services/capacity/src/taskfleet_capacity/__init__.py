@@ -1,0 +1,1 @@
+"""taskfleet-capacity: a capacity simulator of a queue autoscaled by KEDA + HPA (docs/capacity.md)."""

@@ -1,0 +1,3 @@
+from taskfleet_capacity.cli import main
+
+raise SystemExit(main())
