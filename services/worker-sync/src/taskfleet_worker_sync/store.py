@@ -122,8 +122,9 @@ async def fence_state(session: AsyncSession, source: str, fence: int | None) -> 
     state = await load_state(session, source, for_update=fence is not None)
     if fence is None:
         return state
-    if state.fence is not None and fence < state.fence:
+    newer = state.fence
+    if newer is not None and fence < newer:
         await session.rollback()
-        raise FencedOut(f"{source}: write with fence {fence} refused, a newer run holds fence {state.fence}")
+        raise FencedOut(f"{source}: write with fence {fence} refused, a newer run holds fence {newer}")
     state.fence = fence
     return state

@@ -289,7 +289,7 @@ class OverlapLock:
         remaining = self._lock.seconds_left()
         holder = self._lock.holder()
         left = f"; expires in {remaining:.0f}s at the latest" if remaining is not None else ""
-        return f"another run holds lock {self.name!r} ({holder}){left}"
+        return f"another run holds lock {self.name!r}{left}; held by {holder}"
 
 
 def try_lock(
