@@ -80,6 +80,9 @@ def test_a_valkey_restart_mid_effect_sends_one_mail(valkey: ValkeyServer, smtp_s
     assert duplicate is True and again["message_id"] == result["message_id"]
     assert len(smtp_server.handler.to(to)) == 1
     assert not client.exists(CLAIM_KEY.format(scope="email", key=key))  # released once recorded
+    # the second line: any copy of this mail carries the same Message-ID, derived from the idempotency key
+    copy = build_message(SendEmailArgs(to=[to], subject="once", text="exactly once"), load(SmtpSettings), key)
+    assert copy["Message-ID"] == smtp_server.handler.to(to)[0]["Message-ID"] == result["message_id"]
 
 
 def test_an_effect_outliving_its_claim_ttl_keeps_the_claim(redis_client: redis.Redis, smtp_server: SmtpServer) -> None:

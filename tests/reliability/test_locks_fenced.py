@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import time
 import uuid
+import warnings
 from pathlib import Path
 
 import pytest
 import redis
+from celery.exceptions import CDeprecationWarning
 from taskfleet_core.broker import inflight
 from taskfleet_core.reliability.locks import FencedOut, LockLost, OverlapLock, try_lock
 from taskfleet_core.tasks.async_bridge import run_async
@@ -118,3 +120,22 @@ def test_a_lost_lock_is_noticed_and_its_fenced_write_refused(
         run_async(lambda: write(a.fence, "by A, late"))  # and where it does not look, the store refuses
     assert run_async(stored) == ("by B", b.fence)
     assert b.release() is True and a.release() is False
+
+
+def test_a_matching_chunk_whose_fan_out_lost_the_lock_writes_nothing(redis_client: redis.Redis) -> None:
+    """The fan-out's lock travels in each chunk's arguments; a chunk arriving after it was lost (expired, or a
+    newer refresh of the scope holds it) skips before it touches the database."""
+    from taskfleet_core.tasks.contracts import MatchChunkArgs
+    from taskfleet_worker_matching.tasks import REFRESH_LOCK_TTL, calculate_matches_chunk
+
+    with warnings.catch_warnings():  # finalising Celery's default app here warns about the queue option
+        warnings.simplefilter("ignore", CDeprecationWarning)
+        chunk = calculate_matches_chunk.__wrapped__.__wrapped__  # the body, as run after validation
+
+    name = f"matching.refresh:test-{uuid.uuid4().hex[:8]}"
+    newer, _ = try_lock(redis_client, name, REFRESH_LOCK_TTL, "refresh-2", worker_bound=False)
+    assert newer is not None
+    result = chunk(calculate_matches_chunk, MatchChunkArgs(company_ids=[1], lock=name, token="refresh-1:stale"))
+    assert result["skipped"] is True and "no longer held" in result["reason"]
+    assert redis_client.get(newer.key) == newer.token  # the newer refresh's lock is untouched
+    newer.release()
