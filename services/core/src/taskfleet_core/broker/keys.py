@@ -21,8 +21,9 @@ REVOKED_KEY = KEY_PREFIX + "revoked:{job_id}"
 #: STRING: the token of the execution holding an overlap lock (``<worker>|<job id>:<random>``, fresh per
 #: delivery; reliability/locks.py). TTL: the caller's lock TTL, renewed every third of it by the holder.
 LOCK_KEY = KEY_PREFIX + "lock:{name}"
-#: STRING counter: the fence of an overlap lock, INCRed by every acquisition; stores protected by the lock
-#: refuse writes carrying a lower fence than they saw. No TTL: it must only ever grow (a few bytes per lock).
+#: STRING integer: the last fence of an overlap lock, raised by every acquisition (Valkey's clock in µs, or the last
+#: fence + 1); stores protected by the lock refuse writes carrying a lower fence than they saw. No TTL: it must
+#: only ever grow (a few bytes per lock).
 FENCE_KEY = KEY_PREFIX + "lock:{name}:fence"
 #: STRING: the JSON result of a side effect already done once (reliability/idempotency.py). TTL: 7 days.
 IDEMPOTENCY_KEY = KEY_PREFIX + "done:{scope}:{key}"

@@ -24,7 +24,8 @@ and its release let a third job in while the original ran):
 * **a token per execution**: ``<worker>|<job id>:<random>``, fresh for every delivery. A redelivered copy of
   the holder skips; it never enters. If the holder's worker is lost (its heartbeat key expired, the reaper's
   signal, broker/inflight.py), the copy takes the lock over in one script instead of waiting for the TTL.
-* **a fence per acquisition**: taking the lock INCRs a counter that outlives the lock (``FENCE_KEY``); the
+* **a fence per acquisition**: taking the lock draws the next number of a counter that outlives the lock
+  (``FENCE_KEY``; Valkey's clock in µs or the last fence + 1, so it also grows across a data loss); the
   holder carries the number to the store it protects, which keeps the highest number it saw and refuses a
   write carrying a lower one. A holder that lost its lock (paused past its TTL, then taken over) is refused
   there even if it has not noticed; ``check()`` is how it notices, before it acts again.
@@ -176,16 +177,32 @@ def worker_token(label: str = "") -> str:
     return f"{holder}|{execution}" if holder else execution
 
 
+#: Draw the next fence from the counter at KEYS[i]: Valkey's clock in microseconds, or the last fence + 1 when that
+#: is larger. It grows with every acquisition, and also across a Valkey data loss (the counter is gone, the clock
+#: is not), so a store that kept the highest fence it saw never refuses every later holder.
+NEXT_FENCE = """
+local function next_fence(key)
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  local fence = math.max(now, tonumber(redis.call('GET', key) or '0') + 1)
+  redis.call('SET', key, string.format('%d', fence))
+  return fence
+end
+"""
+
 #: Take a lock over from a lost holder: only if it still holds the token seen and its worker's heartbeat is gone.
-#: KEYS: lock, heartbeat of the holder's worker, fence counter ("" key names skip the fence). Returns the new
-#: fence (1 when there is no counter), 0 when not taken.
-TAKE_OVER = """
+#: KEYS: lock, heartbeat of the holder's worker, fence counter (ARGV[4] '0': no fence). Returns the new fence
+#: (1 without one), 0 when not taken.
+TAKE_OVER = (
+    NEXT_FENCE
+    + """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
-if ARGV[4] == '1' then return redis.call('INCR', KEYS[3]) end
+if ARGV[4] == '1' then return next_fence(KEYS[3]) end
 return 1
 """
+)
 
 
 def take_over_from_lost_worker(client: redis.Redis, lock: TokenLock, token: str, fence_key: str = "") -> int:
@@ -204,10 +221,13 @@ def take_over_from_lost_worker(client: redis.Redis, lock: TokenLock, token: str,
 
 
 #: Take a free lock and draw its fence in one step. Returns the fence, 0 when the lock is held.
-ACQUIRE_FENCED = """
+ACQUIRE_FENCED = (
+    NEXT_FENCE
+    + """
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 0 end
-return redis.call('INCR', KEYS[2])
+return next_fence(KEYS[2])
 """
+)
 
 
 @dataclass
