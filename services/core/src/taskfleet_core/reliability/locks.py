@@ -292,8 +292,18 @@ class OverlapLock:
             self._renewer.stop()
 
     def check(self) -> None:
-        """Raise ``LockLost`` unless this execution still holds the lock: call it before acting again."""
-        if (self._renewer is not None and self._renewer.lost.is_set()) or self._lock.holder() != self.token:
+        """Raise ``LockLost`` once this execution no longer holds the lock: call it before acting again.
+
+        Only Valkey's answer "another token" (here or the renewer's) counts as lost. A holder that cannot reach
+        Valkey cannot tell and goes on: the fence the protected store checks refuses it if another run took
+        the lock meanwhile."""
+        lost = self._renewer is not None and self._renewer.lost.is_set()
+        if not lost:
+            try:
+                lost = self._lock.holder() != self.token
+            except redis.RedisError as exc:
+                log.warning("cannot check lock %s (Valkey away), going on under its fence: %s", self.name, exc)
+        if lost:
             raise LockLost(f"lock {self.name!r} is no longer held by {self.token!r} (expired or taken over)")
 
     def release(self) -> bool:
