@@ -20,15 +20,15 @@ def test_second_holder_skips_with_a_reason_until_released(redis_client) -> None:
     third.release()
 
 
-def test_only_the_holder_releases_and_the_same_token_reenters(redis_client) -> None:
+def test_only_the_holder_releases_and_a_redelivered_copy_does_not_enter(redis_client) -> None:
     name = f"test-{uuid.uuid4().hex[:8]}"
     lock = OverlapLock(redis_client, name, 60)
-    assert lock.acquire(token="job-1")
-    assert OverlapLock(redis_client, name, 60).acquire(token="job-1")  # the same job, redelivered
-    assert not OverlapLock(redis_client, name, 60).acquire(token="job-2")
-    assert OverlapLock.held(redis_client, name, "job-2").release() is False
-    assert redis_client.get(lock.key) == "job-1"
-    assert OverlapLock.held(redis_client, name, "job-1").release() is True
+    assert lock.acquire("job-1")
+    assert not OverlapLock(redis_client, name, 60).acquire("job-1")  # the same job, redelivered: another execution
+    assert not OverlapLock(redis_client, name, 60).acquire("job-2")
+    assert OverlapLock.held(redis_client, name, "job-1").release() is False  # the job id is not the token
+    assert redis_client.get(lock.key) == lock.token and lock.token.startswith("job-1:")
+    assert OverlapLock.held(redis_client, name, lock.token).release() is True
     assert redis_client.exists(lock.key) == 0
 
 

@@ -1,4 +1,6 @@
-"""``IdempotencyStore.run_once`` against a real redis-server: one effect per key, claims, expiry."""
+"""``IdempotencyStore.run_once`` against a real valkey-server: one effect per key, claims, their TTL and release.
+
+Valkey restarts and effects longer than the claim: tests/reliability/test_effects_once.py."""
 
 from __future__ import annotations
 
@@ -6,8 +8,10 @@ import threading
 import uuid
 
 import pytest
-from taskfleet_core.reliability.idempotency import EffectInProgress, IdempotencyStore
+from taskfleet_core.broker.keys import CLAIM_KEY
+from taskfleet_core.reliability.idempotency import EffectInProgress, IdempotencyStore, claim_seconds, claim_ttl
 from taskfleet_core.tasks.errors import TransientError
+from taskfleet_core.tasks.queues import visibility_timeout
 
 
 @pytest.fixture
@@ -45,20 +49,38 @@ def test_a_concurrent_copy_is_told_to_retry_not_to_repeat_the_effect(store: Idem
     assert calls == ["original"]
 
 
-def test_a_failed_effect_releases_its_claim(store: IdempotencyStore) -> None:
-    def boom() -> None:
-        raise RuntimeError("smtp down")
+def test_an_effect_that_says_it_did_not_happen_releases_its_claim(store: IdempotencyStore) -> None:
+    def refused() -> None:
+        raise TransientError("smtp 421: try again later")  # the server refused: nothing was sent
+
+    with pytest.raises(TransientError):
+        store.run_once("k", refused)
+    assert store.run_once("k", lambda: "ok") == ("ok", False)
+
+
+def test_an_unknown_outcome_keeps_the_claim(store: IdempotencyStore) -> None:
+    """An effect cut short by anything else (soft time limit, a bug after the send) may have happened: the
+    claim stays until it expires, so no copy redoes it meanwhile."""
+
+    def cut_short() -> None:
+        raise RuntimeError("soft time limit while the mail was at SMTP")
 
     with pytest.raises(RuntimeError):
-        store.run_once("k", boom)
-    assert store.run_once("k", lambda: "ok") == ("ok", False)
+        store.run_once("k", cut_short, claim_seconds=60)
+    with pytest.raises(EffectInProgress):
+        store.run_once("k", lambda: "again")
+    assert 0 < store.client.pttl(CLAIM_KEY.format(scope=store.scope, key="k")) <= 60_000
+
+
+def test_the_claim_outlives_the_hard_time_limit_by_a_margin() -> None:
+    assert claim_ttl(1800) == 1980 and claim_ttl(2) == 3 and claim_ttl(0.5) == 1.5
+    assert claim_seconds("email") == 1980 < visibility_timeout()  # gone before the broker redelivers
 
 
 def test_a_claim_of_a_lost_worker_is_taken_over_and_a_live_one_is_not(
     store: IdempotencyStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from taskfleet_core.broker import inflight
-    from taskfleet_core.broker.keys import CLAIM_KEY
 
     claim = CLAIM_KEY.format(scope=store.scope, key="k")
     store.client.set(claim, "dead-worker:1:abc|t1", ex=600)  # a worker SIGKILLed mid-effect; no heartbeat

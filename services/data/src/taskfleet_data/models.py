@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Float,
@@ -143,3 +144,6 @@ class SyncState(Base):
     unchanged: Mapped[int] = mapped_column(Integer, default=0)
     pages: Mapped[int] = mapped_column(Integer, default=0)
     duration_seconds: Mapped[float | None] = mapped_column(Float)
+    #: The highest overlap-lock fence of a run that wrote this source (reliability/locks.py): a run holding a
+    #: lower one lost its lock to a newer run, and its writes are refused.
+    fence: Mapped[int | None] = mapped_column(BigInteger)

@@ -2,7 +2,8 @@
 
 PostgreSQL: ``ANALYZE`` (autovacuum does the vacuuming; ``VACUUM FULL`` would lock tables).
 SQLite: ``ANALYZE`` then ``PRAGMA optimize``. Two runs at once would only compete for I/O,
-so the task takes an overlap lock and a second run skips, saying who holds it.
+so the task takes an overlap lock (one per execution: a redelivered copy skips too) and a second run
+skips, saying who holds it.
 """
 
 from __future__ import annotations
@@ -38,10 +39,11 @@ async def analyze(url: str) -> dict[str, Any]:
 
 @implements("maintenance.vacuum_database")
 def vacuum_database(task: FleetTask, args: NoArgs) -> dict[str, Any]:
-    lock, reason = try_lock(client(), LOCK, LOCK_TTL, token=task.request.id)
+    lock, reason = try_lock(client(), LOCK, LOCK_TTL, task.request.id or "")
     if lock is None:
         return {"skipped": True, "reason": reason}
     try:
-        return {"skipped": False, **run_async(lambda: analyze(load(DataSettings).database_url))}
+        with lock.renewing():  # a slow ANALYZE keeps its lock past the TTL
+            return {"skipped": False, **run_async(lambda: analyze(load(DataSettings).database_url))}
     finally:
         lock.release()

@@ -20,14 +20,17 @@ log = logging.getLogger(__name__)
 @implements("email.send_email")
 def send_email(task: FleetTask, args: SendEmailArgs) -> dict[str, Any]:
     """Send one email. The same idempotency key (default: the job id, which survives retries
-    and redelivery) never sends twice."""
+    and redelivery) never sends twice; the Message-ID derived from it is the second line, for the mail
+    system downstream to recognise a duplicate."""
     settings = load(SmtpSettings)
     key = args.idempotency_key or task.request.id or "eager"
     sent = IdempotencyStore(client(), "email")
     message = build_message(args, settings, key)
-    # run_once also stops a second copy running at the same time (redelivery racing the original)
+    # run_once also stops a second copy running at the same time (redelivery racing the original); its claim
+    # outlives the task's hard time limit and is renewed while the mail is at SMTP
+    hard_limit = (task.request.timelimit or (None, None))[0] or task.time_limit
     result, duplicate = sent.run_once(
-        key, lambda: run_async(lambda: deliver(message, settings)), claim_seconds=claim_seconds("email")
+        key, lambda: run_async(lambda: deliver(message, settings)), claim_seconds=claim_seconds("email", hard_limit)
     )
     if duplicate:
         log.info("email %s already sent as %s; not sending again", key, result.get("message_id"))

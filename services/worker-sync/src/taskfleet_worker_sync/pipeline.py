@@ -20,7 +20,7 @@ from taskfleet_data.settings import DataSettings
 from taskfleet_worker_sync.settings import GrantSourceSettings
 from taskfleet_worker_sync.sources import ADAPTERS
 from taskfleet_worker_sync.sources.base import SourceError, make_client
-from taskfleet_worker_sync.store import PageCounts, load_state, upsert_page
+from taskfleet_worker_sync.store import PageCounts, fence_state, upsert_page
 
 log = logging.getLogger("taskfleet.sync.pipeline")
 
@@ -59,14 +59,23 @@ async def sync_source(
     database_url: str | None = None,
     settings: GrantSourceSettings | None = None,
     progress: Progress | None = None,
+    fence: int | None = None,
+    guard: Callable[[], None] | None = None,
 ) -> SourceResult:
-    """Sync one source; never raises for a source failure -- the result says ``failed`` and why."""
+    """Sync one source; never raises for a source failure -- the result says ``failed`` and why.
+
+    Under an overlap lock, ``fence`` is its fence (every write of this run carries it; the state row refuses
+    it once a newer run wrote a higher one: ``FencedOut``) and ``guard`` raises ``LockLost`` once the lock is
+    no longer held: it is called before every write, so a run that lost its lock stops before acting again.
+    """
+    check = guard or (lambda: None)
     settings = settings or load(GrantSourceSettings)
     started = time.monotonic()
     result = SourceResult(source=source, full=full)
     async with database(database_url or load(DataSettings).database_url) as sessions:
+        check()
         async with sessions() as session:
-            state = await load_state(session, source)
+            state = await fence_state(session, source, fence)
             state.last_run_at = utcnow()
             state.last_status = "running"
             watermark = state.watermark
@@ -91,7 +100,9 @@ async def sync_source(
                         grants.append(grant)
                         if grant.modified and (newest is None or grant.modified > newest):
                             newest = grant.modified
+                    check()
                     async with sessions() as session:
+                        await fence_state(session, source, fence)
                         counts.add(await upsert_page(session, source, grants))
                     result.fetched += len(page)
                     result.pages = adapter.pages_fetched
@@ -106,8 +117,9 @@ async def sync_source(
         result.duration_seconds = round(time.monotonic() - started, 3)
         result.watermark = newest if result.complete and result.status == "ok" else watermark
 
+        check()
         async with sessions() as session:
-            state = await load_state(session, source)
+            state = await fence_state(session, source, fence)
             state.last_status = result.status
             state.last_error = result.error
             state.last_full = full

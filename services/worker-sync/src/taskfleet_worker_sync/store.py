@@ -16,6 +16,7 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from taskfleet_core.reliability.locks import FencedOut
 from taskfleet_data import search
 from taskfleet_data.models import Grant, SyncState, utcnow
 
@@ -105,9 +106,25 @@ async def upsert_page(session: AsyncSession, source: str, grants: list[Normalise
     return counts
 
 
-async def load_state(session: AsyncSession, source: str) -> SyncState:
-    state = await session.get(SyncState, source)
+async def load_state(session: AsyncSession, source: str, *, for_update: bool = False) -> SyncState:
+    state = await session.get(SyncState, source, with_for_update=for_update)
     if state is None:
         state = SyncState(source=source, last_full=False, fetched=0, inserted=0, updated=0, unchanged=0, pages=0)
         session.add(state)
+    return state
+
+
+async def fence_state(session: AsyncSession, source: str, fence: int | None) -> SyncState:
+    """The source's state row, locked for this transaction, once it accepts ``fence`` (the writer's lock fence,
+    reliability/locks.py): a row that saw a higher fence belongs to a newer run and refuses this one's writes
+    (``FencedOut``); otherwise it records ``fence``, so from now on every older run is refused. ``None``: no
+    lock (a direct call), nothing checked."""
+    state = await load_state(session, source, for_update=fence is not None)
+    if fence is None:
+        return state
+    newer = state.fence
+    if newer is not None and fence < newer:
+        await session.rollback()
+        raise FencedOut(f"{source}: write with fence {fence} refused, a newer run holds fence {newer}")
+    state.fence = fence
     return state

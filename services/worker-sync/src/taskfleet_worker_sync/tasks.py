@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 from celery import chord, group, shared_task
 from sqlalchemy.ext.asyncio import AsyncSession
 from taskfleet_core.broker.client import client
-from taskfleet_core.reliability.locks import try_lock
+from taskfleet_core.reliability.locks import LockLost, try_lock
 from taskfleet_core.settings import load
 from taskfleet_core.tasks.async_bridge import run_async
 from taskfleet_core.tasks.contracts import (
@@ -71,13 +71,26 @@ def _with_session(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
 
 
 def run_source_sync(task: FleetTask, source: str, args: SourceSyncArgs) -> dict[str, Any]:
-    lock, reason = try_lock(client(), f"grant-sync:{source}", QUEUES["sync"].time_limit, token=task.request.id)
+    """One source's sync under its fenced lock: renewed while it runs, checked before every page is written,
+    and its fence checked by the database on every write (``store.fence_state``)."""
+    lock, reason = try_lock(client(), f"grant-sync:{source}", QUEUES["sync"].time_limit, task.request.id or "")
     if lock is None:
         return {"source": source, "status": "skipped", "error": reason}
     try:
-        result = run_async(
-            lambda: sync_source(source, full=args.full, max_pages=args.max_pages, progress=task.report_progress)
-        )
+        with lock.renewing():
+            result = run_async(
+                lambda: sync_source(
+                    source,
+                    full=args.full,
+                    max_pages=args.max_pages,
+                    progress=task.report_progress,
+                    fence=lock.fence,
+                    guard=lock.check,
+                )
+            )
+    except LockLost as exc:  # another run of this source holds the lock now: it syncs; this one stops
+        log.warning("%s sync stopped: %s", source, exc)
+        return {"source": source, "status": "skipped", "error": str(exc)}
     finally:
         lock.release()
     if result.status == "failed" and not task.request.chord:

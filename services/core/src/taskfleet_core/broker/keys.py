@@ -18,13 +18,18 @@ REVOKED_KEY = KEY_PREFIX + "revoked:{job_id}"
 
 # -- Reliability (workers) ----------------------------------------------------------------------------------
 
-#: STRING: the holder's token (the job id) of an overlap lock on a scheduled task (reliability/locks.py).
-#: TTL: the caller's lock TTL, at most the task's hard time limit.
+#: STRING: the token of the execution holding an overlap lock (``<worker>|<job id>:<random>``, fresh per
+#: delivery; reliability/locks.py). TTL: the caller's lock TTL, renewed every third of it by the holder.
 LOCK_KEY = KEY_PREFIX + "lock:{name}"
+#: STRING integer: the last fence of an overlap lock, raised by every acquisition (Valkey's clock in µs, or the last
+#: fence + 1); stores protected by the lock refuse writes carrying a lower fence than they saw. No TTL: it must
+#: only ever grow (a few bytes per lock).
+FENCE_KEY = KEY_PREFIX + "lock:{name}:fence"
 #: STRING: the JSON result of a side effect already done once (reliability/idempotency.py). TTL: 7 days.
 IDEMPOTENCY_KEY = KEY_PREFIX + "done:{scope}:{key}"
 #: STRING: the token of the copy of a job doing that effect right now (an idempotency claim).
-#: TTL: the queue's hard time limit, below the visibility timeout.
+#: TTL: the queue's hard time limit plus a margin, below the visibility timeout; renewed every third of it while
+#: the effect runs, and kept (not released) when the effect's outcome is unknown.
 CLAIM_KEY = KEY_PREFIX + "doing:{scope}:{key}"
 #: ZSET of a queue's dead-letter entry ids scored by dead-letter time (reliability/dlq.py). No TTL: entries
 #: older than the retention (30 days) are trimmed from it on every add.

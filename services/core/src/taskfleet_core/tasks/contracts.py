@@ -131,6 +131,10 @@ class MatchChunkArgs(Args):
 
     company_ids: list[int] = Field(min_length=1, max_length=1000)
     top_n: int = Field(50, ge=1, le=500)
+    #: the fan-out's overlap lock and its token: the chunk renews it while it works and writes nothing once
+    #: it was lost (reliability/locks.py); absent for a chunk sent on its own
+    lock: str | None = Field(None, min_length=1, max_length=200)
+    token: str | None = Field(None, min_length=1, max_length=200)
 
 
 class FinishRefreshArgs(Args):
