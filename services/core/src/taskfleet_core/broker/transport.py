@@ -386,7 +386,7 @@ class Channel(kombu_redis.Channel):
         queue = bindings.fleet_route(exchange, routing_key)
         if queue is not None:
             return [queue]
-        found: list[str] = list(super()._lookup(exchange, routing_key, default))  # type: ignore[misc]
+        found: list[str] = list(super()._lookup(exchange, routing_key, default))
         if not found and (error := bindings.unroutable(exchange, routing_key)) is not None:
             raise error
         return found
