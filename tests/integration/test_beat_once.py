@@ -116,7 +116,7 @@ def test_two_beats_losing_the_leader_key_send_each_occurrence_once(
         holder = db.get(BEAT_LEADER_KEY)
         # Lose the key just after the leader renewed it (the standby, which polls the lock, is then likely the
         # first to find it free), until the other Beat wins it: a handover.
-        for _ in range(12):
+        for _ in range(6):
             wait_until(lambda: int(db.pttl(BEAT_LEADER_KEY)) > TTL * 1000 - 150, 2)
             lose(flush)
             if wait_until(lambda old=holder: db.get(BEAT_LEADER_KEY) not in (None, old), 1.2):
