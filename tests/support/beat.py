@@ -6,6 +6,7 @@ The fixtures ``beat_env``, ``beat_db`` and ``beats`` are imported by the Beat te
 from __future__ import annotations
 
 import json
+import math
 import signal
 import time
 from collections import Counter
@@ -101,9 +102,19 @@ def pid_of(proc: ServiceProcess) -> str:
     return f"gen{proc.process.pid}@"
 
 
-def assert_each_occurrence_once(messages: list[dict[str, Any]]) -> None:
+def assert_each_occurrence_once(messages: list[dict[str, Any]], period: float) -> None:
+    """One message per canary occurrence, one occurrence per slot of the period, all on the epoch grid.
+
+    The slot check matters as much as the count: two Beats that disagree on the nominal due time would send
+    "different" occurrences in the same slot.
+    """
     counts = sends_per_occurrence(messages)
     doubles = {due: n for due, n in counts.items() if n > 1}
     assert doubles == {}, f"occurrences sent more than once: {doubles}"
+    slots = Counter(math.floor(datetime.fromisoformat(due).timestamp() / period) for due in counts)
+    crowded = sorted(slot * period for slot, n in slots.items() if n > 1)
+    assert crowded == [], f"more than one send in the {period}s slots starting at (unix s) {crowded}"
+    off_grid = [due for due in counts if (datetime.fromisoformat(due).timestamp() / period) % 1]
+    assert off_grid == [], f"occurrences off the {period}s grid (a Beat with its own idea of the due time): {off_grid}"
     for h in messages:  # the task id is the occurrence's: every Beat and every retry would send the same one
         assert h["id"] == occurrence_id(CANARY, datetime.fromisoformat(h[DUE_HEADER])), h
