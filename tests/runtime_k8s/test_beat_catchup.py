@@ -13,7 +13,6 @@ as the leader would have after its last send, instead of waiting five minutes.
 
 from __future__ import annotations
 
-import json
 import signal
 import socket
 import time
@@ -25,32 +24,19 @@ from taskfleet_beat.catchup import Record, RecordStore
 from taskfleet_core.broker.keys import BEAT_LAST_SENT_KEY, BEAT_LEADER_KEY, BEAT_MISSED_KEY
 
 from tests.runtime_k8s.conftest import probe
+from tests.support import beat
+from tests.support.beat import CANARY as ENTRY
+from tests.support.beat import canaries, pid_of
 from tests.support.processes import ServiceProcess
 
 PRODUCTION_TTL = 60  # BeatSettings.beat_lock_ttl_seconds' default: the takeover time is the point here
 PERIOD = 300
 WINDOW = PERIOD / 2  # catchup.default_window(300 s)
-ENTRY = "beat-canary"
 ACQUIRED = f"leader lock {BEAT_LEADER_KEY} acquired"
 
 
 def start_beat(env: dict[str, str], tmp: Path, name: str, **extra: str) -> ServiceProcess:
-    beat_env = {
-        **env,
-        "CELERY_BEAT_SCHEDULE_ENABLED": "false",
-        "BEAT_CANARY_INTERVAL_SECONDS": str(PERIOD),
-        "BEAT_LOCK_TTL_SECONDS": str(PRODUCTION_TTL),
-        "BEAT_SCHEDULE_FILE": str(tmp / name / "celerybeat-schedule"),
-        "WORKER_HEALTH_DIR": str(tmp / name / "health"),
-        **extra,
-    }
-    return ServiceProcess("taskfleet_beat", tmp / f"{name}.log", beat_env).start(ready_marker="beat: Starting")
-
-
-def canaries(db: redis.Redis) -> list[dict]:  # type: ignore[type-arg]
-    """Headers of every canary Beat put on the default queue, oldest first."""
-    messages = [json.loads(raw)["headers"] for raw in reversed(db.lrange("default", 0, -1))]
-    return [h for h in messages if h.get("taskfleet_beat_entry") == ENTRY]
+    return beat.start_beat(env, tmp, name, ttl=PRODUCTION_TTL, canary=PERIOD, **extra)
 
 
 def due_in(db: redis.Redis, seconds: float) -> float:
@@ -58,11 +44,6 @@ def due_in(db: redis.Redis, seconds: float) -> float:
     due = time.time() + seconds
     db.hset(BEAT_LAST_SENT_KEY, ENTRY, Record(due - PERIOD, due - PERIOD, "sent", "test").encode())
     return due
-
-
-def pid_of(proc: ServiceProcess) -> str:
-    assert proc.process is not None
-    return f"gen{proc.process.pid}@"
 
 
 def test_standby_sends_what_fell_due_after_the_leader_died_exactly_once(  # type: ignore[no-untyped-def]

@@ -8,7 +8,6 @@ depends on the TTL's length; tests/runtime_k8s/test_beat_catchup.py checks that 
 
 from __future__ import annotations
 
-import json
 import signal
 import time
 from pathlib import Path
@@ -17,6 +16,8 @@ import redis
 from taskfleet_core.broker.keys import BEAT_LEADER_KEY
 
 from tests.runtime_k8s.conftest import probe
+from tests.support import beat
+from tests.support.beat import pid_of
 from tests.support.processes import ServiceProcess
 
 TTL = 3
@@ -25,25 +26,12 @@ ACQUIRED = f"leader lock {BEAT_LEADER_KEY} acquired"
 
 
 def start_beat(env: dict[str, str], tmp: Path, name: str) -> ServiceProcess:
-    beat_env = {
-        **env,
-        "CELERY_BEAT_SCHEDULE_ENABLED": "false",  # seed 000's table fires hourly at best; the canary fires fast
-        "BEAT_CANARY_INTERVAL_SECONDS": str(CANARY),
-        "BEAT_LOCK_TTL_SECONDS": str(TTL),
-        "BEAT_SCHEDULE_FILE": str(tmp / name / "celerybeat-schedule"),
-        "WORKER_HEALTH_DIR": str(tmp / name / "health"),
-    }
-    return ServiceProcess("taskfleet_beat", tmp / f"{name}.log", beat_env).start(ready_marker="beat: Starting")
+    return beat.start_beat(env, tmp, name, ttl=TTL, canary=CANARY)
 
 
 def senders(db: redis.Redis) -> list[str]:
     """The origin (pid@host of the sending process) of every message Beat put on the default queue."""
-    return [json.loads(raw)["headers"]["origin"] for raw in reversed(db.lrange("default", 0, -1))]
-
-
-def pid_of(proc: ServiceProcess) -> str:
-    assert proc.process is not None
-    return f"gen{proc.process.pid}@"
+    return [h["origin"] for h in beat.headers(db.lrange("default", 0, -1))]
 
 
 def test_one_beat_sends_and_a_standby_takes_over_after_sigkill(k8s_env, db: redis.Redis, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

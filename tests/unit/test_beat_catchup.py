@@ -131,3 +131,32 @@ def test_seed_entries_have_windows_covering_a_takeover() -> None:
         due = next_due_after(entry.schedule, at(0))
         window = timedelta(seconds=windows[entry.name]) if entry.name in windows else None
         assert decide(entry.schedule, due - S, due + timedelta(seconds=60), window).action == "send", entry.name
+
+
+def test_baseline_is_the_same_for_every_beat_whenever_it_starts() -> None:
+    """Without a record, due times up to now count as handled; an interval's grid is anchored at the epoch."""
+    every = schedule(timedelta(seconds=30))
+    assert catchup.baseline(every, at(12, 0, 44)) == catchup.baseline(every, at(12, 0, 31)) == at(12, 0, 30)
+    assert next_due_after(every, catchup.baseline(every, at(12, 0, 44))) == at(12, 1)
+    assert decide(every, catchup.baseline(every, at(12, 0, 44)), at(12, 0, 44)).action == "wait"
+    assert catchup.baseline(FIVE, at(12, 7)) == at(12, 7)
+    assert decide(FIVE, catchup.baseline(FIVE, at(12, 7)), at(12, 7)).action == "wait", "12:05 is not re-sent"
+
+
+def test_an_occurrence_is_named_by_its_entry_and_nominal_due_time() -> None:
+    due = at(12, 5)
+    assert (
+        catchup.occurrence_key("health-check", due)
+        == f"taskfleet:beat:occurrence:health-check:{int(due.timestamp()) * 1000}"
+    )
+    assert catchup.occurrence_id("health-check", due) == catchup.occurrence_id("health-check", at(12, 5))
+    assert catchup.occurrence_id("health-check", due) != catchup.occurrence_id("health-check", at(12, 10))
+    assert catchup.occurrence_id("health-check", due) != catchup.occurrence_id("beat-canary", due)
+
+
+def test_an_occurrence_record_outlives_the_last_moment_it_could_be_sent() -> None:
+    window = default_window(timedelta(minutes=5))
+    assert catchup.occurrence_ttl(FIVE, at(12, 5), window) == timedelta(minutes=5) + window + timedelta(minutes=1)
+    monthly = crontab(minute=0, hour=5, day_of_month=1)
+    due = datetime(2026, 2, 1, 5, tzinfo=UTC)
+    assert catchup.occurrence_ttl(monthly, due, timedelta(hours=12)) == timedelta(days=28, hours=12, minutes=1)

@@ -17,6 +17,17 @@ Every outcome is written with a compare-and-set fenced by the leader lock (one L
 still be what this Beat read and the lock must still carry this Beat's token. Two Beats that briefly both
 believe they lead therefore cannot both send the same due time.
 
+Each occurrence is also recorded on its own before it is sent: the script that advances the record sets
+``BEAT_OCCURRENCE_KEY`` (entry, nominal due time) with ``SET NX``, and an occurrence whose key exists is never
+sent again, whatever a restarted Beat or a second leader read. The due time is the schedule's nominal one (a
+crontab's minute; an interval's grid point), never the clock at send time, so every Beat names an occurrence
+alike; the message carries it too (``taskfleet_beat_due`` header, and a task id derived from it, so a consumer's
+idempotency sees one job per occurrence).
+
+An entry without a record (the first start, a new entry, or Valkey lost its data) starts from ``baseline``:
+every due time up to now counts as handled, an interval's on its epoch grid. After a data loss that may skip
+the occurrence due at that moment (no Beat can know whether it was sent); it never sends one twice.
+
 Default windows (``default_window``): half the entry's period, at least ``min(period, 30 s)`` (a tick a little
 late is never a miss) and at most an hour; schedule.py sets longer ones per entry where lateness is harmless.
 All times are UTC (``app.conf.timezone``): no DST.
@@ -26,13 +37,14 @@ from __future__ import annotations
 
 import json
 import math
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import redis
 from celery.schedules import BaseSchedule, crontab, schedule
-from taskfleet_core.broker.keys import BEAT_LAST_SENT_KEY, BEAT_LEADER_KEY, BEAT_MISSED_KEY
+from taskfleet_core.broker.keys import BEAT_LAST_SENT_KEY, BEAT_LEADER_KEY, BEAT_MISSED_KEY, BEAT_OCCURRENCE_KEY
 
 #: Default catch-up window: this fraction of the entry's period ...
 WINDOW_FRACTION = 0.5
@@ -78,6 +90,36 @@ def every(sched: schedule) -> timedelta:
 def period_at(sched: BaseSchedule, due: datetime) -> timedelta:
     """The gap from ``due`` to the next due time: an interval's period, a crontab's local one."""
     return next_due_after(sched, due) - due
+
+
+def baseline(sched: BaseSchedule, now: datetime) -> datetime:
+    """The handled-up-to time of an entry without a record: now, an interval's on its grid from the epoch.
+
+    Every Beat computes the same value, so two Beats that both lost the record agree on the next occurrence.
+    """
+    if isinstance(sched, schedule):
+        period = every(sched).total_seconds()
+        return datetime.fromtimestamp(math.floor(now.timestamp() / period) * period, UTC)
+    return now
+
+
+def due_ms(due: datetime) -> int:
+    """A nominal due time as unix milliseconds: the occurrence's name in keys and ids."""
+    return round(due.timestamp() * 1000)
+
+
+def occurrence_key(entry: str, due: datetime) -> str:
+    return BEAT_OCCURRENCE_KEY.format(entry=entry, due_ms=due_ms(due))
+
+
+def occurrence_id(entry: str, due: datetime) -> str:
+    """The task id of an occurrence's message: the same for every Beat and every attempt."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"taskfleet-beat:{entry}:{due_ms(due)}"))
+
+
+def occurrence_ttl(sched: BaseSchedule, due: datetime, window: timedelta) -> timedelta:
+    """How long an occurrence's key lives: past the last moment any Beat would still send it, plus a minute."""
+    return period_at(sched, due) + window + timedelta(minutes=1)
 
 
 def default_window(period: timedelta) -> timedelta:
@@ -159,6 +201,38 @@ return 1
 """
 
 
+#: Claim one occurrence before sending it: _SWAP's fenced compare-and-set of the record, and ``SET NX`` of the
+#: occurrence's key in the same step. KEYS: last-sent hash, leader key, missed hash, occurrence key. ARGV: entry,
+#: expected, new, the leader's token, missed runs to add, the key's TTL in ms. Returns -1 (not leader), 0 (the
+#: record changed), 1 (claimed: send it) or 2 (the occurrence was claimed before: the record moves on, no send).
+_CLAIM = """
+if redis.call('GET', KEYS[2]) ~= ARGV[4] then return -1 end
+local current = redis.call('HGET', KEYS[1], ARGV[1])
+if current == false then current = '' end
+if current ~= ARGV[2] then return 0 end
+local fresh = redis.call('SET', KEYS[4], ARGV[4], 'NX', 'PX', ARGV[6])
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+local missed = tonumber(ARGV[5])
+if missed ~= 0 then redis.call('HINCRBY', KEYS[3], ARGV[1], missed) end
+if fresh then return 1 end
+return 2
+"""
+
+#: Undo a claim whose send failed (it is retried): the occurrence's key if this leader set it, and the record if
+#: it is still the claimed one. KEYS as _CLAIM. ARGV: entry, the record before, the claimed record, the token,
+#: missed runs the claim added. Returns -1 (not leader) or 1.
+_RELEASE = """
+if redis.call('GET', KEYS[2]) ~= ARGV[4] then return -1 end
+if redis.call('GET', KEYS[4]) == ARGV[4] then redis.call('DEL', KEYS[4]) end
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[3] then
+  if ARGV[2] == '' then redis.call('HDEL', KEYS[1], ARGV[1]) else redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end
+  local missed = tonumber(ARGV[5])
+  if missed ~= 0 then redis.call('HINCRBY', KEYS[3], ARGV[1], -missed) end
+end
+return 1
+"""
+
+
 class RecordStore:
     """Reads and compare-and-sets the per-entry records; every write requires the leader lock's token."""
 
@@ -166,6 +240,8 @@ class RecordStore:
         self.client = client
         self.leader_key = leader_key
         self._swap: Any = client.register_script(_SWAP)
+        self._claim: Any = client.register_script(_CLAIM)
+        self._release: Any = client.register_script(_RELEASE)
 
     def read_all(self) -> dict[str, str]:
         """Raw records by entry name (the raw string is what a swap compares against)."""
@@ -174,6 +250,24 @@ class RecordStore:
     def swap(self, entry: str, expected: str, new: str, token: str, missed: int = 0) -> int:
         keys = [BEAT_LAST_SENT_KEY, self.leader_key, BEAT_MISSED_KEY]
         return int(self._swap(keys=keys, args=[entry, expected, new, token, missed]))
+
+    def claim(
+        self, entry: str, expected: str, new: str, token: str, due: datetime, ttl: timedelta, missed: int = 0
+    ) -> int:
+        """Record that ``entry``'s occurrence at ``due`` is being sent (before the send); see ``_CLAIM``."""
+        keys = [BEAT_LAST_SENT_KEY, self.leader_key, BEAT_MISSED_KEY, occurrence_key(entry, due)]
+        ttl_ms = max(1, int(ttl.total_seconds() * 1000))
+        return int(self._claim(keys=keys, args=[entry, expected, new, token, missed, ttl_ms]))
+
+    def release(self, entry: str, expected: str, new: str, token: str, due: datetime, missed: int = 0) -> int:
+        """Undo ``claim`` after a failed send, so the occurrence is retried; see ``_RELEASE``."""
+        keys = [BEAT_LAST_SENT_KEY, self.leader_key, BEAT_MISSED_KEY, occurrence_key(entry, due)]
+        return int(self._release(keys=keys, args=[entry, expected, new, token, missed]))
+
+    def occurrence_holder(self, entry: str, due: datetime) -> str | None:
+        """The token of the leader that claimed an occurrence, or None (never claimed, or expired)."""
+        value = self.client.get(occurrence_key(entry, due))
+        return None if value is None else str(value)
 
     def missed_counts(self) -> dict[str, int]:
         return {str(name): int(value) for name, value in self.client.hgetall(BEAT_MISSED_KEY).items()}

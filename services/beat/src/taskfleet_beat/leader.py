@@ -8,7 +8,8 @@ then (it reads the lock's PTTL) and takes over.
 What fell due while no Beat sent is not lost: each entry's last handled due time lives in Valkey
 (``BEAT_LAST_SENT_KEY``, catchup.py), so the new leader, or a Beat restarted alone, sends it late within the
 entry's catch-up window, or counts it as missed (``taskfleet_beat_missed_total``) and logs it. Each outcome is a
-compare-and-set fenced by this lock, so a due time is sent at most once even when two Beats overlap.
+compare-and-set fenced by this lock, and each send is claimed first (``SET NX`` of the occurrence's key, in the
+same script), so a due time is sent once even when two Beats overlap, a Beat restarts, or the lock is lost.
 
 Like redbeat (``redbeat::lock``, extended every tick; last-run times in Valkey) but the schedule itself stays in
 code: seed 000's table, and a standby that takes over starts from the same table. The lock is the fleet's one
@@ -18,6 +19,7 @@ lock primitive, ``TokenLock`` (taskfleet_core/reliability/locks.py), used reentr
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import os
 import socket
@@ -28,7 +30,6 @@ from typing import Any
 
 import redis
 from celery.beat import PersistentScheduler
-from celery.utils.time import maybe_make_aware
 from taskfleet_core.broker import client as valkey
 from taskfleet_core.broker.keys import BEAT_LEADER_KEY
 from taskfleet_core.observability import probes
@@ -154,16 +155,32 @@ class LeaderScheduler(PersistentScheduler):
         probes.touch(probes.ready_path(PROBE_NAME))
 
     def _seed_records(self) -> None:
-        """Entries no Beat ever handled get this Beat's local state as their baseline (first start, lost Valkey)."""
+        """Entries without a record get their baseline when this Beat becomes leader."""
         try:
             known = self.records.read_all()
             for name, entry in self.schedule.items():
                 if name not in known:
-                    last = _last_run(entry)
-                    record = catchup.Record(last.timestamp(), None, "baseline", self.lock.token)
-                    self.records.swap(name, "", record.encode(), self.lock.token)
+                    self._seed(name, entry, datetime.now(UTC))
         except redis.RedisError as exc:
             log.error("beat: cannot seed the last-sent records (%s); retrying next tick", exc)
+
+    def _seed(self, name: str, entry: Any, now: datetime) -> str:
+        """Write the baseline record of an entry that has none (catchup.baseline); returns the record now stored.
+
+        Not this Beat's local file: a standby's file says nothing about what the leader sent, and after Valkey
+        lost its data, treating due times up to now as handled is what keeps an occurrence from going out twice.
+        """
+        assert entry.schedule is not None
+        since = catchup.baseline(entry.schedule, now)
+        record = catchup.Record(since.timestamp(), None, "baseline", self.lock.token).encode()
+        if self.records.swap(name, "", record, self.lock.token) == 1:
+            log.info(
+                "beat: no record of %s in Valkey (first start, or lost data); due times up to %s count as handled",
+                name,
+                since.isoformat(timespec="seconds"),
+            )
+            return record
+        return self.records.read_all().get(name, "")
 
     def _run_due(self) -> float:
         """Handle every entry that is due; seconds until the next due time."""
@@ -181,8 +198,16 @@ class LeaderScheduler(PersistentScheduler):
                 soonest = min(soonest, retry_in)
                 continue
             raw = records.get(name, "")
+            if not raw:  # lost while this Beat leads (Valkey lost data): a baseline, as on taking over
+                try:
+                    raw = self._seed(name, entry, now)
+                except redis.RedisError as exc:
+                    log.error("beat: cannot seed the record of %s (%s); retrying later", name, exc)
+                if not raw:
+                    soonest = min(soonest, self.RETRY_SECONDS)
+                    continue
             try:
-                last = catchup.Record.decode(raw).due_at if raw else _last_run(entry)
+                last = catchup.Record.decode(raw).due_at
                 window = timedelta(seconds=windows[name]) if name in windows else None
                 assert entry.schedule is not None
                 decision = catchup.decide(entry.schedule, last, now, window)
@@ -205,7 +230,13 @@ class LeaderScheduler(PersistentScheduler):
         record = catchup.Record(decision.due.timestamp(), sent_at, "sent" if send else "missed", self.lock.token)
         new = record.encode()
         try:
-            swapped = self.records.swap(entry.name, expected, new, self.lock.token, decision.missed)
+            if send:  # the occurrence is recorded (SET NX) before it is sent
+                ttl = catchup.occurrence_ttl(entry.schedule, decision.due, decision.window)
+                swapped = self.records.claim(
+                    entry.name, expected, new, self.lock.token, decision.due, ttl, decision.missed
+                )
+            else:
+                swapped = self.records.swap(entry.name, expected, new, self.lock.token, decision.missed)
         except redis.RedisError as exc:
             log.error("beat: cannot record %s (%s); not sending it now", entry.name, exc)
             self._retry_at[entry.name] = time.monotonic() + self.RETRY_SECONDS
@@ -230,14 +261,21 @@ class LeaderScheduler(PersistentScheduler):
         self.schedule[entry.name] = entry._next_instance(decision.due)  # the local file mirrors the record
         if not send:
             return
+        if swapped == 2:
+            log.warning(
+                "beat: %s due at %s was already sent (its occurrence is recorded); not sending it again",
+                entry.name,
+                decision.due.isoformat(),
+            )
+            return
         catching_up = f" (catch-up: due at {decision.due.isoformat()}, {late:.1f}s late)" if late > 1 else ""
         log.info("Scheduler: Sending due task %s (%s)%s", entry.name, entry.task, catching_up)
         try:
-            self.apply_async(entry, producer=self.producer, advance=False)
+            self.apply_async(occurrence(entry, decision.due), producer=self.producer, advance=False)
         except Exception as exc:
             log.error("beat: sending %s failed (%s); will retry in %.0fs", entry.name, exc, self.RETRY_SECONDS)
             with contextlib.suppress(redis.RedisError):
-                self.records.swap(entry.name, new, expected, self.lock.token, -decision.missed)
+                self.records.release(entry.name, expected, new, self.lock.token, decision.due, decision.missed)
             self.schedule[entry.name] = entry
             self._retry_at[entry.name] = time.monotonic() + self.RETRY_SECONDS
 
@@ -247,9 +285,20 @@ class LeaderScheduler(PersistentScheduler):
         probes.discard(probes.ready_path(PROBE_NAME))
 
 
-def _last_run(entry: Any) -> datetime:
-    """An entry's last run in the local schedule file (Celery sets it to the start time when new), in UTC."""
-    return maybe_make_aware(entry.last_run_at or entry.default_now()).astimezone(UTC)
+#: The message header naming the nominal due time (ISO 8601, UTC) of the occurrence a Beat message sends.
+DUE_HEADER = "taskfleet_beat_due"
+
+
+def occurrence(entry: Any, due: datetime) -> Any:
+    """The entry as sent for its occurrence at ``due``: a task id derived from (entry, due) and the due header.
+
+    Every Beat and every retry of one occurrence sends the same id, so a consumer's idempotency (keyed by the
+    job id) is a second line behind the occurrence record.
+    """
+    sending = copy.copy(entry)
+    headers = {**entry.options.get("headers", {}), DUE_HEADER: due.astimezone(UTC).isoformat()}
+    sending.options = {**entry.options, "task_id": catchup.occurrence_id(entry.name, due), "headers": headers}
+    return sending
 
 
 def canary_catch_up(settings: BeatSettings) -> dict[str, float]:

@@ -89,6 +89,12 @@ BEAT_LEADER_KEY = KEY_PREFIX + "beat:leader"
 #: every Beat, so a standby that takes over (or a restarted Beat) sends what fell due in the gap. Written only by
 #: the leader, compare-and-set under the lock. No TTL (one small field per schedule entry).
 BEAT_LAST_SENT_KEY = KEY_PREFIX + "beat:last-sent"
+#: STRING per schedule occurrence: the token of the leader that claimed it (``SET NX`` in the same script as the
+#: record above, before the send; taskfleet_beat/catchup.py). ``{due_ms}`` is the nominal due time in unix
+#: milliseconds, so every Beat names an occurrence alike: one that exists is never sent again, whatever a
+#: restarted Beat or a second leader believes. TTL: the entry's period plus its catch-up window plus a minute
+#: (after that, no Beat would send that due time any more).
+BEAT_OCCURRENCE_KEY = KEY_PREFIX + "beat:occurrence:{entry}:{due_ms}"
 #: HASH entry name -> count of due times no Beat sent because they were older than the entry's catch-up window
 #: (exposed as ``taskfleet_beat_missed_total``; survives Beat restarts, so the counter never resets). No TTL.
 BEAT_MISSED_KEY = KEY_PREFIX + "beat:missed"

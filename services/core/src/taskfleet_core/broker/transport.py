@@ -23,6 +23,9 @@ fresh client of the same broker: a task that finishes after Celery reconnected a
 ``unacked`` for the visibility timeout), and a message its worker no longer runs is restored through a fresh
 channel (the closed one has lost its exchange table, and kombu would drop the message while "restoring" it).
 
+Fifth, routing (``Channel._lookup``): a publish to a fleet queue goes straight to its list, never through kombu's
+binding SET, whose loss made kombu drop messages silently (broker/bindings.py).
+
 Every process uses it (``broker_transport`` in ``tasks/app.py``): workers, Beat, the API, the exporter.
 """
 
@@ -47,7 +50,7 @@ from kombu.transport import virtual
 from kombu.utils.encoding import bytes_to_str
 from kombu.utils.json import dumps, loads
 
-from taskfleet_core.broker import fetch, inflight, keys, schedule
+from taskfleet_core.broker import bindings, fetch, inflight, keys, schedule
 from taskfleet_core.reliability import dlq
 from taskfleet_core.settings import BrokerSettings, load
 from taskfleet_core.tasks.queues import QUEUES
@@ -373,6 +376,20 @@ class Channel(kombu_redis.Channel):
         self._queue_cycle.rotate(queue)  # type: ignore[attr-defined]
         self.connection._deliver(message, queue)
         return True
+
+    def _lookup(self, exchange: str, routing_key: str, default: str | None = None) -> list[str]:
+        """A fleet queue's publish (and restore) goes to its list without reading kombu's binding SET.
+
+        kombu would ``SMEMBERS _kombu.binding.<exchange>`` and drop the message silently when Valkey lost that
+        SET (broker/bindings.py). A fleet exchange that matches no queue raises instead.
+        """
+        queue = bindings.fleet_route(exchange, routing_key)
+        if queue is not None:
+            return [queue]
+        found: list[str] = list(super()._lookup(exchange, routing_key, default))
+        if not found and (error := bindings.unroutable(exchange, routing_key)) is not None:
+            raise error
+        return found
 
     def _put(self, queue: str, message: dict[str, Any], **kwargs: Any) -> None:
         """A message due later goes into the queue's schedule (one script: ZADD + HSET), not onto its list."""

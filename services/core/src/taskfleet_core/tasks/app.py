@@ -12,7 +12,6 @@ from typing import Any
 
 from celery import Celery
 
-from taskfleet_core.broker import bindings
 from taskfleet_core.broker import schedule as _schedule  # noqa: F401  registers the promoter (see below)
 from taskfleet_core.settings import BrokerSettings, load, redis_ssl_options
 from taskfleet_core.tasks.contracts import CONTRACTS
@@ -111,7 +110,6 @@ def create_app(main: str, *, consumer_queue: str | None = None) -> Celery:
         # rediss://: the same verified TLS for broker and result backend, from the URL's ssl_* parameters
         # (kombu alone would fall back to CERT_NONE when the URL names no ssl_cert_reqs).
         app.conf.update(broker_use_ssl=dict(tls), redis_backend_use_ssl=dict(tls))
-    bindings.install(app)  # publishes survive Valkey losing kombu's binding keys
     # One transport for every process (API, Beat, workers, exporter): it files a message due later in the
     # queue's schedule in Valkey instead of its list. The promoter that drains that schedule registers with
     # housekeeping when broker/schedule.py is imported -- above, so every process that can schedule work
