@@ -52,7 +52,13 @@ class FleetPublisher:
         with app.producer_or_acquire() as producer:
 
             def send(message: Pending) -> None:
-                app.send_task(message.task, kwargs=message.kwargs, task_id=message.job_id, producer=producer)
+                result = app.send_task(message.task, kwargs=message.kwargs, task_id=message.job_id, producer=producer)
+                # Celery subscribed this process to the job's result channel, for a .get() a relay never does:
+                # leave it now, while the broker answers, not from AsyncResult.__del__ whenever the collector
+                # runs (possibly with Valkey away: 20 reconnect attempts in whichever thread that is).
+                backend: Any = result.backend
+                backend.remove_pending_result(result)
+                result.backend = None  # type: ignore[assignment]  # nothing left for __del__ to do
                 record_job(message.job_id, message.task, message.queue, 0.0)
                 joblog.add(message.job_id, settings)
 

@@ -107,6 +107,11 @@ class Relay:
             self._engine = await migrated_engine(self.url)
             self._sessions = async_sessionmaker(self._engine, expire_on_commit=False)
 
+    async def _ready(self) -> async_sessionmaker[AsyncSession]:
+        await self.open()
+        assert self._sessions is not None
+        return self._sessions
+
     async def close(self) -> None:
         await self._unlisten()
         if self._engine is not None:
@@ -189,7 +194,6 @@ class Relay:
 
     async def pass_once(self) -> tuple[int, bool]:
         """Claim, publish, mark: (rows published, whether a publish failed)."""
-        await self.open()
         token = f"{self.name}#{next(self._claims)}"
         batch = await self.claim(token)
         if not batch:
@@ -203,7 +207,7 @@ class Relay:
         return len(sent), error is not None
 
     async def claim(self, token: str) -> list[Pending]:
-        assert self._sessions is not None
+        sessions = await self._ready()
         now = utcnow()
         candidates = (
             select(OUTBOX.c.id)
@@ -220,7 +224,7 @@ class Relay:
                 OUTBOX.c.id, OUTBOX.c.job_id, OUTBOX.c.task, OUTBOX.c.queue, OUTBOX.c.kwargs, OUTBOX.c.created_at
             )
         )
-        async with self._sessions() as session, session.begin():
+        async with sessions() as session, session.begin():
             rows = (await session.execute(claim)).all()
         return sorted((Pending(*row) for row in rows), key=lambda p: p.id)
 
@@ -244,10 +248,10 @@ class Relay:
         failed: Pending | None,
         error: Exception | None,
     ) -> None:
-        assert self._sessions is not None
+        sessions = await self._ready()
         now = utcnow()
         mine = OUTBOX.c.claimed_by == token
-        async with self._sessions() as session, session.begin():
+        async with sessions() as session, session.begin():
             if sent:
                 await session.execute(
                     update(OUTBOX)
@@ -284,13 +288,13 @@ class Relay:
 
     async def backlog(self) -> dict[str, tuple[int, datetime]]:
         """Per queue: rows waiting and the oldest one's enqueue time."""
-        assert self._sessions is not None
+        sessions = await self._ready()
         query = (
             select(OUTBOX.c.queue, func.count(), func.min(OUTBOX.c.created_at))
             .where(OUTBOX.c.sent_at.is_(None))
             .group_by(OUTBOX.c.queue)
         )
-        async with self._sessions() as session:
+        async with sessions() as session:
             return {queue: (count, oldest) for queue, count, oldest in (await session.execute(query)).all()}
 
     async def refresh_gauges(self) -> None:
@@ -303,10 +307,10 @@ class Relay:
 
     async def prune(self) -> int:
         """Delete rows sent more than ``OUTBOX_RETENTION_SECONDS`` ago; how many."""
-        assert self._sessions is not None
+        sessions = await self._ready()
         cutoff = utcnow() - timedelta(seconds=self.settings.outbox_retention_seconds)
         old = select(OUTBOX.c.id).where(OUTBOX.c.sent_at < cutoff).limit(PRUNE_BATCH)
-        async with self._sessions() as session, session.begin():
+        async with sessions() as session, session.begin():
             result = await session.execute(delete(OUTBOX).where(OUTBOX.c.id.in_(old)))
         pruned = int(getattr(result, "rowcount", 0) or 0)
         if pruned:
