@@ -81,8 +81,12 @@ class Publisher(Protocol):
 
 
 class Relay:
-    def __init__(self, url: str, publisher: Publisher, settings: OutboxSettings | None = None) -> None:
+    def __init__(
+        self, url: str, publisher: Publisher, settings: OutboxSettings | None = None, *, wake_on_commit: bool = True
+    ) -> None:
+        """``wake_on_commit=False`` leaves only NOTIFY and polling (the bench measures each path alone)."""
         self.url = url
+        self.wake_on_commit = wake_on_commit
         self.publisher = publisher
         self.settings = settings or load(OutboxSettings)
         self.name = f"{socket.gethostname()[:32]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -122,7 +126,7 @@ class Relay:
         """Relay until ``stop()``: wake on commits and notifications, poll as a fallback, back off on failures."""
         self._loop = asyncio.get_running_loop()
         self._wake, self._stopped = asyncio.Event(), asyncio.Event()
-        unregister = on_commit(self.wake)
+        unregister = on_commit(self.wake) if self.wake_on_commit else (lambda: None)
         backoff = BACKOFF_SECONDS[0]
         try:
             while not self._stopping and self._engine is None:
