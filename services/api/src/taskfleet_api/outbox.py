@@ -1,7 +1,7 @@
 """The API's side of the outbox: its publisher, the relay in the API process, and status of unpublished jobs.
 
 * ``FleetPublisher`` is the producer path of ``POST /api/v1/jobs``: ``send_task`` with the outbox row's job id,
-  then the job record and the job index, so ``GET /api/v1/jobs/{id}`` and the listing know the job.
+  then the job record, so ``GET /api/v1/jobs/{id}`` knows the job.
 * ``router`` carries only a lifespan: with ``OUTBOX_RELAY_ENABLED`` (the default) each API server process runs
   a relay on its own thread (``RelayThread``); relays in several processes share the table safely.
 * ``waiting_status(job_id)``: a job still in the outbox reads ``PENDING`` ("not yet published").
@@ -31,10 +31,8 @@ from taskfleet_data.outbox.relay import Send
 from taskfleet_data.outbox.settings import OutboxSettings
 from taskfleet_data.settings import DataSettings
 
-from taskfleet_api import joblog
 from taskfleet_api.producer import celery_app, record_job
 from taskfleet_api.schemas import JobStatus
-from taskfleet_api.settings import ApiSettings
 
 log = logging.getLogger("taskfleet.api.outbox")
 
@@ -48,7 +46,6 @@ class FleetPublisher:
     @contextmanager
     def connect(self) -> Iterator[Send]:
         app = celery_app()
-        settings = load(ApiSettings)
         with app.producer_or_acquire() as producer:
 
             def send(message: Pending) -> None:
@@ -59,8 +56,9 @@ class FleetPublisher:
                 backend: Any = result.backend
                 backend.remove_pending_result(result)
                 result.backend = None  # type: ignore[assignment]  # nothing left for __del__ to do
+                # the job record makes GET /api/v1/jobs/{id} answer; the listing's index (joblog) stays the jobs
+                # submitted by POST /api/v1/jobs and DLQ replays (docs/outbox.md says why)
                 record_job(message.job_id, message.task, message.queue, 0.0)
-                joblog.add(message.job_id, settings)
 
             yield send
 
