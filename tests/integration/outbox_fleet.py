@@ -64,6 +64,15 @@ class OutboxFleet:
 
         return asyncio.run(read())
 
+    def waiting_for(self, task: str, recipient: str) -> int:
+        """Rows of ``task`` for ``recipient`` (an email's ``to``), sent or not."""
+
+        async def rows() -> list[OutboxMessage]:
+            async with session_for(self.database_url) as session:
+                return list((await session.execute(select(OutboxMessage).where(OutboxMessage.task == task))).scalars())
+
+        return sum(1 for row in asyncio.run(rows()) if recipient in row.kwargs.get("to", []))
+
     def waiting(self) -> int:
         async def count() -> int:
             async with session_for(self.database_url) as session:

@@ -224,3 +224,21 @@ def test_the_api_runs_a_relay_of_its_own(fleet) -> None:
         created = api.post("/api/v1/companies", json={"name": "Relayed Ltd"}).json()
         record = wait_until(lambda: job_record(created["matching_job_id"]), 5, "published by the API's relay")
     assert record["task"] == "matching.calculate_company_matches"
+
+
+def test_a_user_write_asks_for_its_confirmation_email_in_the_same_transaction(fleet) -> None:
+    assert fleet.api is not None
+    company = fleet.api.post("/api/v1/companies", json={"name": "Mail Ltd"}).json()
+    email = f"alerts-{uuid.uuid4().hex[:8]}@example.test"
+    user = {"email": email, "company_id": company["id"], "alert_windows_days": [7, 1]}
+    created = fleet.api.post("/api/v1/users", json=user)
+    assert created.status_code == 201, created.text
+    (row,) = fleet.rows(created.json()["welcome_job_id"])
+    assert row.task == "email.send_email" and row.kwargs["to"] == [email]
+    assert "7, 1 days before the deadline" in row.kwargs["text"] and "Mail Ltd" in row.kwargs["text"]
+
+    again = fleet.api.post("/api/v1/users", json=user)  # the same email: 409, and its email rolled back with it
+    assert again.status_code == 409
+    quiet = fleet.api.post("/api/v1/users", json={**user, "email": "q" + email, "notify_deadlines": False})
+    assert quiet.status_code == 201 and quiet.json()["welcome_job_id"] is None
+    assert fleet.waiting_for("email.send_email", email) == 1

@@ -36,6 +36,8 @@ from taskfleet_api.schemas import JobStatus
 
 log = logging.getLogger("taskfleet.api.outbox")
 
+#: Longest the status lookup waits for the database before answering as if the job were unknown.
+LOOKUP_TIMEOUT_SECONDS = 3.0
 #: What a job still in the outbox says in its status's ``progress``.
 NOT_YET_PUBLISHED = "not yet published"
 
@@ -89,13 +91,14 @@ router = APIRouter(lifespan=lifespan)
 
 async def _waiting(job_id: str) -> Any:
     global _lookup_engine
-    if _lookup_engine is None:
-        _lookup_engine = await migrated_engine(load(DataSettings).database_url)
-    query = select(OutboxMessage.task, OutboxMessage.queue, OutboxMessage.created_at).where(
-        OutboxMessage.job_id == job_id, OutboxMessage.sent_at.is_(None)
-    )
-    async with _lookup_engine.connect() as connection:
-        return (await connection.execute(query)).first()
+    async with asyncio.timeout(LOOKUP_TIMEOUT_SECONDS):  # a database that is away must not hold up a 404
+        if _lookup_engine is None:
+            _lookup_engine = await migrated_engine(load(DataSettings).database_url)
+        query = select(OutboxMessage.task, OutboxMessage.queue, OutboxMessage.created_at).where(
+            OutboxMessage.job_id == job_id, OutboxMessage.sent_at.is_(None)
+        )
+        async with _lookup_engine.connect() as connection:
+            return (await connection.execute(query)).first()
 
 
 def waiting_status(job_id: str) -> JobStatus | None:
