@@ -59,6 +59,7 @@ HB = 'taskfleet_worker_heartbeat_timestamp_seconds{hostname="default@pod-a", que
 NEXT = 'taskfleet_beat_next_send_timestamp_seconds{entry="health-check", name="maintenance.health_check"}'
 MISSED = 'taskfleet_beat_missed_total{entry="health-check", name="maintenance.health_check", instance="%s"}'
 HTTP = 'taskfleet_http_requests_total{method="POST", route="/api/v1/jobs", status="%s"}'
+OUTBOX = 'taskfleet_outbox_oldest_age_seconds{queue_name="%s", instance="api-0"}'
 
 
 def tests() -> list[dict[str, Any]]:
@@ -201,6 +202,20 @@ def tests() -> list[dict[str, Any]]:
         ),
         # 4xx are the clients' errors, not ours
         _healthy([(HTTP % "422", "0+5x30"), (HTTP % "202", "0+5x30")], "TaskfleetApiServerErrors", "20m"),
+        # the broker away: the oldest matching job in the outbox ages a minute a minute
+        _case(
+            [(OUTBOX % "matching", "0+60x30"), (OUTBOX % "email", "0x30")],
+            "TaskfleetOutboxStuck",
+            "5m",
+            "20m",
+            {"queue_name": "matching"},
+            "Outbox: a committed matching job has waited 20m 0s to be published",
+            "warning",
+        ),
+        # a relay that publishes within the second, and a short outage (3 minutes) that ends
+        _healthy(
+            [(OUTBOX % "email", "0x30"), (OUTBOX % "default", "0 60 120 180 0x26")], "TaskfleetOutboxStuck", "20m"
+        ),
     ]
 
 

@@ -162,6 +162,17 @@ def groups() -> list[dict[str, Any]]:
                     "API route {{ $labels.route }} answers 5xx to {{ $value | humanizePercentage }} of requests",
                     "More than 5% server errors over 5 minutes; see the API logs (trace ids are in every line).",
                 ),
+                _rule(
+                    "TaskfleetOutboxStuck",
+                    "max by (queue_name) (taskfleet_outbox_oldest_age_seconds) > 120",
+                    "5m",
+                    "warning",
+                    "Outbox: a committed {{ $labels.queue_name }} job has waited {{ $value | humanizeDuration }} "
+                    "to be published",
+                    "Jobs committed to the outbox do not reach the broker: Valkey unreachable from the relay, or no "
+                    "relay running (OUTBOX_RELAY_ENABLED off on the API and no python -m taskfleet_api.outbox). "
+                    "The relay logs each failed publish; see docs/outbox.md.",
+                ),
             ],
         },
     ]

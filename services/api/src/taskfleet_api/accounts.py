@@ -1,7 +1,10 @@
 """``/api/v1/companies`` and ``/api/v1/users``: just enough to create a company, then read its matches.
 
-Matching itself is a job (``POST /api/v1/jobs`` with ``matching.calculate_company_matches``);
-this router only reads what the matching worker stored. The engine is created on first use
+Writes that need work done go through the outbox (docs/outbox.md), in the write's own transaction: a new
+company gets its first matching job (``matching.calculate_company_matches``), a new user who wants deadline
+alerts a confirmation email (``email.send_email``); each job's id is in the response, and
+``GET /api/v1/jobs/{id}`` answers for it at once (``PENDING`` while not yet published). Recalculating later is
+``POST /api/v1/jobs``; this router reads what the matching worker stored. The engine is created on first use
 (the API starts even while the database is down) and disposed of when the app shuts down.
 """
 
@@ -19,9 +22,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from taskfleet_core.settings import load
 from taskfleet_core.tasks.contracts import EmailAddress, integral_numbers
-from taskfleet_data.accounts import COMPANY_SIZES, Company, MatchResult, User
+from taskfleet_data.accounts import COMPANY_SIZES, Company, MatchResult, User, add_company
 from taskfleet_data.db import migrated_engine
 from taskfleet_data.models import Grant
+from taskfleet_data.outbox import enqueue_in
 from taskfleet_data.settings import DataSettings
 
 from taskfleet_api.auth import require_admin, require_read
@@ -86,6 +90,9 @@ class CompanyOut(BaseModel):
     size: str | None
     active: bool
     created_at: datetime
+    matching_job_id: str | None = Field(
+        None, description="on creation: the job computing the first matches (GET /api/v1/jobs/{id})"
+    )
 
 
 class UserIn(BaseModel):
@@ -121,6 +128,9 @@ class UserOut(BaseModel):
     notify_deadlines: bool
     alert_windows_days: list[int] | None
     min_alert_score: float
+    welcome_job_id: str | None = Field(
+        None, description="on creation with notify_deadlines: the confirmation email's job (GET /api/v1/jobs/{id})"
+    )
 
 
 class MatchOut(BaseModel):
@@ -149,8 +159,9 @@ async def session(request: Request) -> AsyncIterator[AsyncSession]:
         yield db
 
 
-def _company_out(c: Company) -> CompanyOut:
+def _company_out(c: Company, matching_job_id: str | None = None) -> CompanyOut:
     return CompanyOut(
+        matching_job_id=matching_job_id,
         id=c.id,
         name=c.name,
         country=c.country,
@@ -171,10 +182,9 @@ def _company_out(c: Company) -> CompanyOut:
 )
 async def create_company(body: CompanyIn, db: AsyncSession = Depends(session)) -> CompanyOut:
     now = datetime.now(UTC)
-    company = Company(**body.model_dump(), created_at=now, updated_at=now, last_active_at=now)
-    db.add(company)
-    await db.commit()
-    return _company_out(company)
+    company, job_id = await add_company(db, **body.model_dump(), created_at=now, updated_at=now, last_active_at=now)
+    await db.commit()  # the company and its matching job, or neither
+    return _company_out(company, job_id)
 
 
 @router.get("/companies/{company_id}", response_model=CompanyOut, responses=NOT_FOUND)
@@ -193,15 +203,38 @@ async def get_company(company_id: CompanyId, db: AsyncSession = Depends(session)
     responses={**FORBIDDEN, **NOT_FOUND, **CONFLICT},
 )
 async def create_user(body: UserIn, db: AsyncSession = Depends(session)) -> UserOut:
-    if await db.get(Company, body.company_id) is None:
+    company = await db.get(Company, body.company_id)
+    if company is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no company {body.company_id}")
     user = User(**body.model_dump(), created_at=datetime.now(UTC))
     db.add(user)
     try:
-        await db.commit()
+        await db.flush()
+        job_id = (
+            await enqueue_in(db, "email.send_email", kwargs=welcome_email(user, company))
+            if user.notify_deadlines
+            else None
+        )
+        await db.commit()  # the user and the email, or neither
     except IntegrityError:
+        await db.rollback()
         raise HTTPException(status.HTTP_409_CONFLICT, f"a user with email {body.email} exists") from None
-    return UserOut(**{k: getattr(user, k) for k in UserOut.model_fields})
+    fields = {k: getattr(user, k) for k in UserOut.model_fields if k != "welcome_job_id"}
+    return UserOut(**fields, welcome_job_id=job_id)
+
+
+def welcome_email(user: User, company: Company) -> dict[str, Any]:
+    """The confirmation a new user gets when deadline alerts are on; sent once per user (idempotency key)."""
+    windows = ", ".join(str(d) for d in user.alert_windows_days or (14, 7, 1))
+    return {
+        "to": [user.email],
+        "subject": "Deadline alerts are on",
+        "text": (
+            f"Hello{' ' + user.name if user.name else ''},\n\n"
+            f"you will get an email {windows} days before the deadline of grants matching {company.name}.\n"
+        ),
+        "idempotency_key": f"welcome:user:{user.id}",
+    }
 
 
 @router.get("/companies/{company_id}/matches", response_model=MatchesOut, responses=NOT_FOUND)

@@ -16,7 +16,7 @@ from taskfleet_core.broker.client import client
 from taskfleet_core.settings import load
 from taskfleet_core.tasks.contracts import CONTRACTS
 
-from taskfleet_api import joblog
+from taskfleet_api import joblog, outbox
 from taskfleet_api.auth import require_admin, require_read
 from taskfleet_api.bodies import GuardedRoute
 from taskfleet_api.producer import celery_app, job_record, mark_revoked, record_job
@@ -154,6 +154,8 @@ def _known(job_id: str) -> dict[str, str]:
 
 @router.get("/{job_id}", response_model=JobStatus, responses=NOT_FOUND)
 def get_job(job_id: str) -> JobStatus:
+    if job_record(job_id) is None and (waiting := outbox.waiting_status(job_id)) is not None:
+        return waiting  # committed to the outbox, not yet published: PENDING
     record = _known(job_id)
     result: AsyncResult[Any] = AsyncResult(job_id, app=celery_app())
     state, info = result.state, result.info

@@ -24,11 +24,15 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from taskfleet_data.models import Base, JsonList, UTCDateTime, utcnow
+from taskfleet_data.outbox import enqueue_in
 
 COMPANY_SIZES = ("micro", "small", "medium", "large")
+#: The job a new company asks for, through the outbox: its first matches.
+MATCH_NEW_COMPANY = "matching.calculate_company_matches"
 
 
 class Company(Base):
@@ -145,3 +149,15 @@ class MonthlyStatistics(Base):
     data: Mapped[dict[str, Any]] = mapped_column(JsonList, default=dict)
     computed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     job_id: Mapped[str | None] = mapped_column(String(64))
+
+
+async def add_company(session: AsyncSession, **fields: Any) -> tuple[Company, str]:
+    """A new company and the job computing its first matches, in the caller's transaction: both commit or neither.
+
+    Returns the company (its id assigned) and the matching job's id, valid at once for the job status API.
+    """
+    company = Company(**fields)
+    session.add(company)
+    await session.flush()
+    job_id = await enqueue_in(session, MATCH_NEW_COMPANY, kwargs={"company_id": company.id})
+    return company, job_id

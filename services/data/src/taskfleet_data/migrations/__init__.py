@@ -25,6 +25,7 @@ from sqlalchemy.engine import Connection
 from taskfleet_core.tasks.async_bridge import run_async
 
 import taskfleet_data.accounts  # noqa: F401 -- importing it registers the account tables on Base.metadata
+import taskfleet_data.outbox.model  # noqa: F401 -- and the outbox table
 from taskfleet_data.engine import engine_scope, sqlite_path
 from taskfleet_data.models import Base
 
