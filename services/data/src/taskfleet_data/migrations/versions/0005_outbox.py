@@ -1,7 +1,7 @@
 """Transactional outbox: jobs asked for by committed transactions, until the relay has published them.
 
-Revision ID: 0004_outbox
-Revises: 0003_grant_end_date
+Revision ID: 0005_outbox
+Revises: 0004_sync_state_fence
 Create Date: 2026-12-02
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 from taskfleet_data.models import UTCDateTime
 
-revision = "0004_outbox"
-down_revision = "0003_grant_end_date"
+revision = "0005_outbox"
+down_revision = "0004_sync_state_fence"
 branch_labels = None
 depends_on = None
 
