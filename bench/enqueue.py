@@ -2,8 +2,9 @@
 
     python bench/enqueue.py fleet|bare --jobs N [--rate R] [--queue default]
 
-``fleet`` is the path the API and Beat take: the fleet's app (``create_app``: its transport, routing and the
-publish-time stamp of ``task_metrics``) plus the API's job record. ``bare`` is ``send_task`` on a bare Celery app
+``fleet`` is the path the API takes (``taskfleet_api.producer.publish``): the fleet's app (``create_app``: its
+transport, routing and the publish-time stamp of ``task_metrics``) with the job record in the publish's round trip.
+``bare`` is ``send_task`` on a bare Celery app
 with the same broker settings. With ``--rate`` the jobs are paced and each job's id and send time are printed,
 for the enqueue -> start latency. The process's own CPU is reported (``time.process_time``).
 """
@@ -22,16 +23,13 @@ TASK = {"fleet": "maintenance.canary", "bare": "bare.noop"}
 
 def sender(kind: str) -> Any:
     if kind == "fleet":
-        from taskfleet_api.producer import celery_app, record_job
+        from taskfleet_api.producer import publish
         from taskfleet_core.observability import task_metrics
 
         task_metrics.instrument_producer("api", count_jobs=True)
-        app = celery_app()
 
         def send_fleet(i: int) -> str:
-            result = app.send_task(TASK["fleet"], kwargs={"payload": {"i": i}})
-            record_job(result.id, TASK["fleet"], "default", 0)
-            return str(result.id)
+            return publish(TASK["fleet"], "default", {"payload": {"i": i}})
 
         return send_fleet
 

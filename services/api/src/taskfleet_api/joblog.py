@@ -20,7 +20,7 @@ from pydantic import BaseModel
 from taskfleet_core.broker.client import client
 from taskfleet_core.broker.keys import JOB_KEY, KEY_PREFIX
 
-from taskfleet_api.producer import celery_app
+from taskfleet_api.producer import celery_app, send
 from taskfleet_api.settings import ApiSettings
 
 #: ZSET: job id -> submission time (epoch seconds). Trimmed by age and size on every add; no TTL.
@@ -38,13 +38,18 @@ class JobSummary(BaseModel):
     date_done: str | None
 
 
-def add(job_id: str, settings: ApiSettings, now: float | None = None) -> None:
+def index_commands(job_id: str, settings: ApiSettings, now: float | None = None) -> list[tuple[Any, ...]]:
+    """Index a job and trim the index by age and size: commands to send with the job's publish."""
     now = time.time() if now is None else now
-    pipe = client().pipeline()
-    pipe.zadd(JOB_INDEX_KEY, {job_id: now})
-    pipe.zremrangebyscore(JOB_INDEX_KEY, "-inf", now - settings.api_job_index_max_age_seconds)
-    pipe.zremrangebyrank(JOB_INDEX_KEY, 0, -(settings.api_job_index_max + 1))
-    pipe.execute()
+    return [
+        ("ZADD", JOB_INDEX_KEY, now, job_id),
+        ("ZREMRANGEBYSCORE", JOB_INDEX_KEY, "-inf", now - settings.api_job_index_max_age_seconds),
+        ("ZREMRANGEBYRANK", JOB_INDEX_KEY, 0, -(settings.api_job_index_max + 1)),
+    ]
+
+
+def add(job_id: str, settings: ApiSettings, now: float | None = None) -> None:
+    send(index_commands(job_id, settings, now))
 
 
 def _state(raw: str | None) -> tuple[str, str | None]:

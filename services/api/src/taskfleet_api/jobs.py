@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import uuid
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -19,7 +20,7 @@ from taskfleet_core.tasks.contracts import CONTRACTS
 from taskfleet_api import joblog, outbox
 from taskfleet_api.auth import require_admin, require_read
 from taskfleet_api.bodies import GuardedRoute
-from taskfleet_api.producer import celery_app, job_record, mark_revoked, record_job
+from taskfleet_api.producer import celery_app, job_record, mark_revoked, publish
 from taskfleet_api.responses import CONFLICT, FORBIDDEN, NOT_FOUND, PROTECTED
 from taskfleet_api.schemas import JobAccepted, JobError, JobRequest, JobStatus, Timestamp
 from taskfleet_api.settings import ApiSettings
@@ -101,14 +102,19 @@ def submit_job(request: JobRequest) -> JobAccepted:
             ]
         )
 
-    result = celery_app().send_task(
-        contract.name, kwargs=request.kwargs, countdown=request.countdown, eta=request.eta, priority=request.priority
+    job_id = str(uuid.uuid4())
+    publish(
+        contract.name,
+        contract.queue,
+        request.kwargs,
+        job_id=job_id,
+        countdown=request.countdown,
+        eta=request.eta,
+        priority=request.priority,
+        delay_seconds=delay,
+        also=joblog.index_commands(job_id, settings),
     )
-    record_job(result.id, contract.name, contract.queue, delay)
-    joblog.add(result.id, settings)
-    return JobAccepted(
-        id=result.id, task=contract.name, queue=contract.queue, status_url=f"{router.prefix}/{result.id}"
-    )
+    return JobAccepted(id=job_id, task=contract.name, queue=contract.queue, status_url=f"{router.prefix}/{job_id}")
 
 
 class JobPage(BaseModel):

@@ -31,7 +31,7 @@ from taskfleet_data.outbox.relay import Send
 from taskfleet_data.outbox.settings import OutboxSettings
 from taskfleet_data.settings import DataSettings
 
-from taskfleet_api.producer import celery_app, record_job
+from taskfleet_api.producer import celery_app, publish
 from taskfleet_api.schemas import JobStatus
 
 log = logging.getLogger("taskfleet.api.outbox")
@@ -51,16 +51,9 @@ class FleetPublisher:
         with app.producer_or_acquire() as producer:
 
             def send(message: Pending) -> None:
-                result = app.send_task(message.task, kwargs=message.kwargs, task_id=message.job_id, producer=producer)
-                # Celery subscribed this process to the job's result channel, for a .get() a relay never does:
-                # leave it now, while the broker answers, not from AsyncResult.__del__ whenever the collector
-                # runs (possibly with Valkey away: 20 reconnect attempts in whichever thread that is).
-                backend: Any = result.backend
-                backend.remove_pending_result(result)
-                result.backend = None  # type: ignore[assignment]  # nothing left for __del__ to do
-                # the job record makes GET /api/v1/jobs/{id} answer; the listing's index (joblog) stays the jobs
-                # submitted by POST /api/v1/jobs and DLQ replays (docs/outbox.md says why)
-                record_job(message.job_id, message.task, message.queue, 0.0)
+                # with its job record (GET /api/v1/jobs/{id} answers), in the publish's round trip; the listing's
+                # index (joblog) stays the jobs submitted by POST /api/v1/jobs and DLQ replays (docs/outbox.md)
+                publish(message.task, message.queue, message.kwargs, job_id=message.job_id, producer=producer)
 
             yield send
 

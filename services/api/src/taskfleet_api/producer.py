@@ -9,12 +9,14 @@ broadcast -- skip a revoked job.
 from __future__ import annotations
 
 import functools
+import uuid
 from datetime import UTC, datetime
 from typing import Any, cast
 
 from celery import Celery
 from taskfleet_core.broker.client import client
 from taskfleet_core.broker.keys import JOB_KEY, REVOKED_KEY
+from taskfleet_core.broker.transport import alongside_publish
 from taskfleet_core.tasks.app import RESULT_EXPIRES, create_app
 from taskfleet_core.tasks.queues import visibility_timeout
 
@@ -27,15 +29,55 @@ def celery_app() -> Celery:
     return create_app("taskfleet-api")
 
 
-def record_job(job_id: str, task: str, queue: str, delay_seconds: float) -> dict[str, str]:
-    record = {"task": task, "queue": queue, "submitted_at": datetime.now(UTC).isoformat()}
+def record_commands(job_id: str, task: str, queue: str, delay_seconds: float) -> list[tuple[Any, ...]]:
+    """The job record's writes (HSET + EXPIRE), as commands to send with the publish or on their own."""
     key = JOB_KEY.format(job_id=job_id)
-    pipe = client().pipeline()
-    fields: dict[Any, Any] = dict(record)  # redis-py types a mapping's keys invariantly
-    pipe.hset(key, mapping=fields)
-    pipe.expire(key, int(JOB_RECORD_TTL + delay_seconds))
-    pipe.execute()
-    return record
+    submitted_at = datetime.now(UTC).isoformat()
+    return [
+        ("HSET", key, "task", task, "queue", queue, "submitted_at", submitted_at),
+        ("EXPIRE", key, int(JOB_RECORD_TTL + delay_seconds)),
+    ]
+
+
+def send(commands: list[tuple[Any, ...]]) -> None:
+    """Commands as one pipeline round trip (nothing if there are none)."""
+    if commands:
+        pipe: Any = client().pipeline(transaction=False)
+        for command in commands:
+            pipe.execute_command(*command)
+        pipe.execute()
+
+
+def record_job(job_id: str, task: str, queue: str, delay_seconds: float) -> None:
+    send(record_commands(job_id, task, queue, delay_seconds))
+
+
+def publish(
+    task: str,
+    queue: str,
+    kwargs: dict[str, Any],
+    *,
+    job_id: str | None = None,
+    countdown: float | None = None,
+    eta: datetime | None = None,
+    priority: int | None = None,
+    delay_seconds: float = 0.0,
+    also: list[tuple[Any, ...]] | None = None,
+    producer: Any = None,
+) -> str:
+    """Publish a job with its record (and ``also``: e.g. the listing index) in the same round trip to Valkey.
+
+    The job id is fixed before the publish (``job_id`` or a new UUID) so the record's writes can travel in the
+    publish's pipeline (``broker.transport.alongside_publish``). Celery's per-job result subscription is not
+    made (``FleetResultBackend.on_task_call``): the API never waits on a result.
+    """
+    job_id = job_id or str(uuid.uuid4())
+    with alongside_publish(*record_commands(job_id, task, queue, delay_seconds), *(also or [])) as unsent:
+        celery_app().send_task(
+            task, kwargs=kwargs, task_id=job_id, countdown=countdown, eta=eta, priority=priority, producer=producer
+        )
+        send(unsent)
+    return job_id
 
 
 def job_record(job_id: str) -> dict[str, Any] | None:

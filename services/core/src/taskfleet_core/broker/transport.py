@@ -26,6 +26,9 @@ channel (the closed one has lost its exchange table, and kombu would drop the me
 Fifth, routing (``Channel._lookup``): a publish to a fleet queue goes straight to its list, never through kombu's
 binding SET, whose loss made kombu drop messages silently (broker/bindings.py).
 
+Sixth, writes that belong with a publish (``alongside_publish``): the API's job record and listing index go in
+the publish's own pipeline, so submitting a job is one round trip to Valkey, not three.
+
 Every process uses it (``broker_transport`` in ``tasks/app.py``): workers, Beat, the API, the exporter.
 """
 
@@ -38,6 +41,7 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from queue import Empty
 from typing import Any
@@ -409,7 +413,10 @@ class Channel(kombu_redis.Channel):
             publish_batch.add("eval", schedule.SCHEDULE_LUA, *args)
             return
         with self.conn_or_acquire() as client:
-            client.eval(schedule.SCHEDULE_LUA, *args)
+            pipe = client.pipeline(transaction=False).eval(schedule.SCHEDULE_LUA, *args)
+            extra = _with_alongside(pipe)
+            pipe.execute()
+            _sent(extra)
 
     def _push(self, queue: str, message: dict[str, Any], publish_batch: Any) -> None:
         """kombu's LPUSH, and a ring of the queue's doorbell in the same round trip (wakes idle fetchers)."""
@@ -420,7 +427,45 @@ class Channel(kombu_redis.Channel):
             publish_batch.add("xadd", *ring)
             return
         with self.conn_or_acquire() as client:
-            client.pipeline(transaction=False).lpush(key, dumps(message)).xadd(*ring).execute()
+            pipe = client.pipeline(transaction=False).lpush(key, dumps(message)).xadd(*ring)
+            extra = _with_alongside(pipe)
+            pipe.execute()
+            _sent(extra)
+
+
+#: Commands to send in the same pipeline as this context's next publish to a fleet queue (``alongside_publish``).
+_ALONGSIDE: ContextVar[list[tuple[Any, ...]] | None] = ContextVar("taskfleet_alongside_publish", default=None)
+
+
+@contextmanager
+def alongside_publish(*commands: tuple[Any, ...]) -> Iterator[list[tuple[Any, ...]]]:
+    """Send ``commands`` (Valkey commands as tuples) in the pipeline of the next publish made in this block.
+
+    The list yielded holds what was *not* sent that way (a publish to a non-fleet queue takes kombu's own path,
+    a publish inside kombu's producer batch has its own pipeline): the caller sends those itself, so the
+    commands run exactly when the publish did, at the latest right after it. A publish that failed leaves them
+    in the list; Celery's publish retry sends them with the message.
+    """
+    pending = list(commands)
+    token = _ALONGSIDE.set(pending)
+    try:
+        yield pending
+    finally:
+        _ALONGSIDE.reset(token)
+
+
+def _with_alongside(pipe: Any) -> list[tuple[Any, ...]]:
+    """Queue this context's alongside commands into ``pipe``; returns them, to clear once the pipe has run."""
+    extra = list(_ALONGSIDE.get() or ())
+    for command in extra:
+        pipe.execute_command(*command)
+    return extra
+
+
+def _sent(extra: list[tuple[Any, ...]]) -> None:
+    pending = _ALONGSIDE.get()
+    if pending is not None and extra:
+        del pending[: len(extra)]
 
 
 class Transport(kombu_redis.Transport):

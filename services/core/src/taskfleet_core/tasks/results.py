@@ -56,6 +56,12 @@ class FleetResultBackend(RedisBackend):
     failure_expires: int | None
     _get_result_meta: Callable[..., dict[str, Any]]
 
+    def on_task_call(self, producer: Any, task_id: str) -> None:
+        """No result subscription at publish time: the API, Beat and relays publish jobs they never wait on, and
+        each subscription cost a SUBSCRIBE and a pending-result entry kept until the ``AsyncResult`` was collected.
+        ``AsyncResult.get()`` still works: waiting subscribes, then reads the stored state (Celery's
+        ``ResultConsumer.on_wait_for_pending``), so a result stored before the wait is not missed."""
+
     def _store(self, task_id: str, meta: dict[str, Any], state: str, revoked_key: str | None, store: bool) -> bool:
         meta["task_id"] = bytes_to_str(task_id)
         value = self.encode(meta)
