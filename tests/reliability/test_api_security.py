@@ -47,7 +47,7 @@ READS = [
 ]
 ADMIN = [
     ("post", "/api/v1/jobs"),
-    ("delete", "/api/v1/jobs/some-id"),
+    ("post", "/api/v1/jobs/some-id/revoke"),
     ("get", "/api/v1/dlq"),
     ("get", "/api/v1/dlq/stats"),
     ("get", "/api/v1/dlq/some-id"),
