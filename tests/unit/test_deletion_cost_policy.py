@@ -1,0 +1,49 @@
+"""What a worker's pod-deletion-cost is, and when a change is worth a PATCH (taskfleet_core.scaling.deletion_cost)."""
+
+from __future__ import annotations
+
+import math
+
+from taskfleet_core.scaling.deletion_cost import INT32_MAX, work_held, worth_sending
+
+
+def test_idle_costs_nothing_and_each_running_task_counts_one_plus_its_age() -> None:
+    assert work_held([], now=1000.0) == 0
+    assert work_held([1000.0], now=1000.0) == 1, "a task that just started already outranks an idle pod"
+    assert work_held([940.0], now=1000.0) == 61
+    assert work_held([940.0, 999.5], now=1000.0) == 62, "running tasks add up"
+    assert work_held([1000.5], now=1000.0) == 1, "a start a little in the future (clock skew) is age 0"
+
+
+def test_older_work_costs_more_so_the_pod_with_the_youngest_work_goes_first() -> None:
+    old, young = work_held([0.0], now=600.0), work_held([590.0, 595.0], now=600.0)
+    assert old > young > 0
+
+
+def test_the_cost_stays_in_int32() -> None:
+    assert work_held([0.0] * 8, now=1e12) == INT32_MAX == 2**31 - 1
+
+
+def test_the_first_value_is_always_sent_a_restarted_container_may_carry_a_stale_one() -> None:
+    assert worth_sending(None, 0) and worth_sending(None, 5)
+
+
+def test_turning_idle_or_busy_is_always_worth_a_patch() -> None:
+    assert worth_sending(0, 1)
+    assert worth_sending(1800, 0)
+    assert not worth_sending(0, 0)
+
+
+def test_in_between_only_a_doubling_or_halving_is_sent() -> None:
+    assert not worth_sending(10, 11) and not worth_sending(10, 19) and worth_sending(10, 20)
+    assert not worth_sending(10, 6) and worth_sending(10, 5)
+
+
+def test_a_long_task_is_re_sent_about_log2_of_its_age_times() -> None:
+    """One 30-minute task sampled every second: what the rate bound leaves is at most this many PATCHes."""
+    sent, patches = 0, 0
+    for age in range(1800):
+        cost = work_held([0.0], now=float(age))
+        if worth_sending(sent, cost):
+            sent, patches = cost, patches + 1
+    assert patches == math.ceil(math.log2(1800)) == 11
