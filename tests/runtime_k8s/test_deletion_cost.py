@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import certifi
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -128,6 +129,7 @@ def test_refusals_and_outages_come_back_as_short_reasons(kube_api: KubeApi, pki,
             POD, NAMESPACE, KubeApi(Path(), Path(), port=free_port()).kubeconfig(tmp_path / "closed", pki["ca.crt"])
         ),
         "config": PodAnnotator(POD, NAMESPACE, tmp_path / "missing-kubeconfig"),
+        "tls": PodAnnotator(POD, NAMESPACE, kube_api.kubeconfig(tmp_path / "other-ca", Path(certifi.where()))),
     }
     for reason, annotator in cases.items():
         with pytest.raises(PatchFailed) as failed:
@@ -148,11 +150,9 @@ def test_a_worker_patches_on_idle_busy_idle_with_the_work_it_holds_at_a_bounded_
     env = worker_env(k8s_env, tmp_path, kube_api.kubeconfig(tmp_path / "kubeconfig", pki["ca.crt"]))
     worker = worker_factory("default", "--concurrency", "2", env=env)
     assert wait_for(lambda: costs(kube_api) == [0], timeout=10), "the first sample is sent: idle"
-    time.sleep(INTERVAL + 1)
-    assert costs(kube_api) == [0], "idle and unchanged: nothing more to send"
 
     published = time.time()
-    results = [producer.send_task("maintenance.canary", kwargs={"sleep_seconds": 8}) for _ in range(2)]
+    results = [producer.send_task("maintenance.canary", kwargs={"sleep_seconds": 6}) for _ in range(2)]
     assert wait_for(lambda: len(costs(kube_api)) >= 2, timeout=10), "turning busy is sent"
     first_busy = costs(kube_api)[1]
     assert 1 <= first_busy <= work_held([published] * 2, time.time())
@@ -160,6 +160,7 @@ def test_a_worker_patches_on_idle_busy_idle_with_the_work_it_holds_at_a_bounded_
         result.get(timeout=30)
     finished = time.time()
     assert wait_for(lambda: costs(kube_api)[-1] == 0, timeout=INTERVAL + 3), "turning idle is sent"
+    time.sleep(INTERVAL + 0.5)
 
     sent = costs(kube_api)
     assert kube_api.violations == []
@@ -208,14 +209,3 @@ def test_a_worker_that_cannot_reach_the_api_server_keeps_working_and_says_so_onc
         assert worker.log().count("cannot patch") == 1
     finally:
         api.stop()
-
-
-def test_a_worker_with_deletion_cost_off_never_calls_the_api_server(  # type: ignore[no-untyped-def]
-    worker_factory, k8s_env, producer, kube_api: KubeApi, pki, tmp_path
-) -> None:
-    kubeconfig = kube_api.kubeconfig(tmp_path / "kubeconfig", pki["ca.crt"])
-    env = worker_env(k8s_env, tmp_path, kubeconfig, DELETION_COST_ENABLED="false")
-    worker = worker_factory("default", "--concurrency", "1", env=env)
-    producer.send_task("maintenance.canary", kwargs={"sleep_seconds": 1.5}).get(timeout=15)
-    assert kube_api.patches == [] and kube_api.violations == []
-    assert "pod-deletion-cost" not in worker.log()

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import math
 
+import pytest
+from celery import Celery
+from taskfleet_core import settings
+from taskfleet_core.scaling import deletion_cost
 from taskfleet_core.scaling.deletion_cost import INT32_MAX, work_held, worth_sending
 
 
@@ -47,3 +51,31 @@ def test_a_long_task_is_re_sent_about_log2_of_its_age_times() -> None:
         if worth_sending(sent, cost):
             sent, patches = cost, patches + 1
     assert patches == math.ceil(math.log2(1800)) == 11
+
+
+@pytest.mark.parametrize(
+    ("env", "installed"),
+    [
+        ({}, False),  # off unless the chart switches it on: `make up` and the tests have no API server
+        ({"DELETION_COST_ENABLED": "false", "POD_NAME": "p", "POD_NAMESPACE": "n"}, False),
+        ({"DELETION_COST_ENABLED": "true"}, False),  # on, but no downward-API names: nothing to patch
+        ({"DELETION_COST_ENABLED": "true", "POD_NAME": "p", "POD_NAMESPACE": "n"}, True),
+    ],
+)
+def test_the_worker_step_is_added_only_when_enabled_for_a_named_pod(
+    env: dict[str, str], installed: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("DELETION_COST_ENABLED", "POD_NAME", "POD_NAMESPACE"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    settings.reload()
+    try:
+        app = Celery("deletion-cost-install")
+        app.conf.taskfleet_queue = "default"
+        deletion_cost.install(app)
+        steps = {step.__name__ for step in app.steps["worker"]}
+    finally:
+        monkeypatch.undo()
+        settings.reload()
+    assert ("DeletionCostStep" in steps) is installed

@@ -53,7 +53,7 @@ COST = Gauge(
 PATCHES = Counter("taskfleet_deletion_cost_patches", "Successful PATCHes of the pod's deletion cost.", ("queue_name",))
 PATCH_FAILURES = Counter(
     "taskfleet_deletion_cost_patch_failures",
-    "PATCHes of the pod's deletion cost that failed, by reason (HTTP status, unreachable, config).",
+    "PATCHes of the pod's deletion cost that failed, by reason (HTTP status, unreachable, tls, config).",
     ("queue_name", "reason"),
 )
 LAST_SUCCESS = Gauge(

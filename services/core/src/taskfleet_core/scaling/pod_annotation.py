@@ -1,8 +1,12 @@
 """Write one annotation of this worker's own pod, through the official ``kubernetes`` client.
 
 A merge patch of ``metadata.annotations`` only (``PATCH /api/v1/namespaces/{ns}/pods/{name}``), so it never
-conflicts with the kubelet's status writes and needs nothing but ``patch`` on pods. The client is imported on
-first use, in the caller's thread: it costs about half a second of CPU that a worker's start-up need not pay.
+conflicts with the kubelet's status writes and needs nothing but ``patch`` on pods.
+
+The client's ``ApiClient`` does the work (configuration, TLS, the bearer token and its rotation); the generated
+``CoreV1Api`` wrapper is left out on purpose: importing it builds every core/v1 model, about 90 MB more in the
+worker's main process for a call whose answer is not even read. The client is imported on first use, in the
+caller's thread, so a worker's start-up does not pay for it.
 """
 
 from __future__ import annotations
@@ -16,12 +20,14 @@ DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
 CONTENT_TYPE = "application/merge-patch+json"
 #: Shown in the pod's managedFields.
 FIELD_MANAGER = "taskfleet-worker"
+#: The pods PATCH of the Kubernetes API (operation patchCoreV1NamespacedPod).
+POD_PATH = "/api/v1/namespaces/{namespace}/pods/{name}"
 #: (connect, read) seconds: a hung API server holds the patching thread, never a task.
 TIMEOUT = (3.0, 10.0)
 
 
 class PatchFailed(Exception):
-    """The pod was not patched; ``reason`` is a short, bounded label (an HTTP status, ``unreachable``, ``config``)."""
+    """Not patched; ``reason`` is a short, bounded label: an HTTP status, ``unreachable``, ``tls``, ``config``."""
 
     def __init__(self, reason: str, detail: str) -> None:
         super().__init__(f"{reason}: {detail}")
@@ -38,7 +44,7 @@ class PodAnnotator:
         self.kubeconfig = kubeconfig
         self._api: Any = None
 
-    def _core_api(self) -> Any:
+    def _client(self) -> Any:
         if self._api is None:
             from kubernetes import client, config
 
@@ -53,27 +59,32 @@ class PodAnnotator:
             except (config.ConfigException, OSError) as exc:
                 raise PatchFailed("config", str(exc)) from exc
             configuration.retries = 0  # one attempt: the caller retries at its own, bounded rate
-            self._api = client.CoreV1Api(client.ApiClient(configuration))
+            self._api = client.ApiClient(configuration)
         return self._api
 
     def set(self, key: str, value: str) -> None:
         """Set one annotation; raises ``PatchFailed``."""
         from kubernetes.client.exceptions import ApiException
-        from urllib3.exceptions import HTTPError
+        from urllib3.exceptions import HTTPError, SSLError
 
-        api = self._core_api()
+        api = self._client()
+        request = api.param_serialize(
+            method="PATCH",
+            resource_path=POD_PATH,
+            path_params={"namespace": self.namespace, "name": self.name},
+            query_params=[("fieldManager", FIELD_MANAGER)],
+            header_params={"Accept": "application/json", "Content-Type": CONTENT_TYPE},
+            body={"metadata": {"annotations": {key: value}}},
+            auth_settings=["BearerToken"],
+        )
         try:
-            response = api.patch_namespaced_pod(
-                self.name,
-                self.namespace,
-                {"metadata": {"annotations": {key: value}}},
-                field_manager=FIELD_MANAGER,
-                _content_type=CONTENT_TYPE,
-                _preload_content=False,  # the whole Pod comes back: no need to parse it into models
-                _request_timeout=TIMEOUT,
-            )
-            response.read()
-        except ApiException as exc:
-            raise PatchFailed(str(exc.status), f"{exc.reason} {str(exc.body or '')[:300]}".strip()) from exc
-        except (HTTPError, OSError) as exc:
-            raise PatchFailed("unreachable", str(exc)) from exc
+            response = api.call_api(*request, _request_timeout=TIMEOUT)
+            body = response.read()
+        except ApiException as exc:  # the client's own wrapping of a TLS failure (status 0)
+            raise PatchFailed("tls" if exc.status == 0 else str(exc.status), str(exc.reason)) from exc
+        except (HTTPError, OSError) as exc:  # with retries=0 urllib3 wraps the cause in MaxRetryError
+            cause = getattr(exc, "reason", None)
+            reason = "tls" if isinstance(exc, SSLError) or isinstance(cause, SSLError) else "unreachable"
+            raise PatchFailed(reason, str(exc)) from exc
+        if not 200 <= response.status <= 299:
+            raise PatchFailed(str(response.status), f"{response.reason} {body[:300]!r}")
