@@ -9,9 +9,10 @@ tasks of ``1 + age in seconds`` (an old task has the most work to lose; int32 at
 Patching a pod is not free at 100 pods (every pod watcher sees the update; the Kubernetes docs warn against
 following a metric), so the value is only *sent* when it is worth it: on the first sample (a restarted
 container may carry a stale value), when the pod turns idle or busy, and when the cost has at least doubled or
-halved since it was sent (a long task's cost is re-sent at ages of about 15, 31, 63 ... s: log2 of its age
-patches). At most one PATCH per ``DELETION_COST_MIN_INTERVAL_SECONDS`` (15 s) per pod, changes in between
-coalesced to the latest; after a failure the interval doubles up to 5 minutes.
+halved since it was sent (about log2 of a long task's age patches). At most one PATCH per
+``DELETION_COST_MIN_INTERVAL_SECONDS`` (15 s) per pod, and one per ``REFINE_INTERVALS`` of them (60 s) for a
+change that is not a turn between idle and busy; changes in between are coalesced to the latest. After a
+failure the interval doubles, up to 5 minutes.
 
 Where it runs: the worker's event-loop timer samples Celery's ``state.active_requests`` every second (in the
 main process, which sees every task a prefork child accepts and finishes; task signals fire in the children)
@@ -41,6 +42,9 @@ log = logging.getLogger("taskfleet.deletion_cost")
 INT32_MAX = 2**31 - 1
 #: How often the event loop samples the running tasks (cheap: a pass over at most `concurrency` requests).
 SAMPLE_SECONDS = 1.0
+#: An in-between update (the pod stays busy, its cost doubled or halved) waits this many intervals: it refines
+#: the ranking among busy pods, while turning idle or busy decides the victim and goes out after one.
+REFINE_INTERVALS = 4
 #: Longest wait between attempts while the API server refuses or cannot be reached.
 MAX_BACKOFF_SECONDS = 300.0
 
@@ -146,7 +150,9 @@ class CostPublisher:
         """When the next PATCH may go out, or ``None`` when there is nothing worth sending."""
         if self._desired is None or not worth_sending(self._sent, self._desired):
             return None
-        return self._not_before
+        if self._sent is None or self._failures or (self._sent == 0) != (self._desired == 0):
+            return self._not_before
+        return self._not_before + (REFINE_INTERVALS - 1) * self.min_interval
 
     def _run(self) -> None:
         while True:
