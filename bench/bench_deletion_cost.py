@@ -1,6 +1,6 @@
 """Busy-aware scale-in: how many pod PATCHes a worker makes under bursty work, and what the client costs in memory.
 
-    uv run python bench/bench_deletion_cost.py [--seconds 180] [--interval 15] [--concurrency 4]
+    uv run python bench/bench_deletion_cost.py [--seconds 180] [--interval 15] [--concurrency 4] [--gaps 10,40]
 
 A real default-queue worker (prefork, fresh valkey-server) runs bursts of ``maintenance.canary`` jobs of random
 length, separated by idle gaps, while it keeps its pod's pod-deletion-cost current against the schema-checked
@@ -43,8 +43,10 @@ def main() -> None:
     parser.add_argument("--interval", type=float, default=15, help="DELETION_COST_MIN_INTERVAL_SECONDS")
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--seed", type=int, default=15)
+    parser.add_argument("--gaps", default="10,40", help="seconds between bursts, min,max (1,5: never idle)")
     args = parser.parse_args()
     rng = random.Random(args.seed)
+    gaps = tuple(float(x) for x in args.gaps.split(","))
 
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -75,7 +77,7 @@ def main() -> None:
                     kwargs = {"sleep_seconds": round(rng.uniform(1, 20), 1)}
                     results.append(producer.send_task("maintenance.canary", kwargs=kwargs, queue="default"))
                 tasks += burst
-                time.sleep(rng.uniform(10, 40))  # the gap: the pod drains and goes idle, or not
+                time.sleep(rng.uniform(*gaps))  # the gap: the pod drains and goes idle, or not
             for result in results:
                 result.get(timeout=120)
             time.sleep(args.interval + 2)  # the last turn to idle goes out
@@ -94,7 +96,7 @@ def main() -> None:
 
     values = [int(p.annotations[COST] or 0) for p in api.patches]
     arrivals = [p.at for p in api.patches]
-    gaps = [b - a for a, b in zip(arrivals, arrivals[1:], strict=False)]
+    spacing = [b - a for a, b in zip(arrivals, arrivals[1:], strict=False)]
     turns = sum(1 for a, b in zip(values, values[1:], strict=False) if (a == 0) != (b == 0))
     per_minute = len(values) / (elapsed / 60)
     naive = 2 * tasks / (elapsed / 60)
@@ -103,7 +105,7 @@ def main() -> None:
         f"PATCHes: {len(values)} ({turns} idle/busy turns), {per_minute:.1f} per pod-minute; "
         f"schema violations: {len(api.violations)}"
     )
-    print(f"  smallest gap {min(gaps):.1f} s, values sent: {values}")
+    print(f"  smallest gap {min(spacing):.1f} s, values sent: {values}")
     print(
         f"  at 100 pods: {per_minute * 100 / 60:.1f} PATCH/s "
         f"(one per task start and end would be {naive * 100 / 60:.1f}/s)"

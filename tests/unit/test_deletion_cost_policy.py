@@ -8,7 +8,7 @@ import pytest
 from celery import Celery
 from taskfleet_core import settings
 from taskfleet_core.scaling import deletion_cost
-from taskfleet_core.scaling.deletion_cost import INT32_MAX, work_held, worth_sending
+from taskfleet_core.scaling.deletion_cost import INT32_MAX, due_at, work_held, worth_sending
 
 
 def test_idle_costs_nothing_and_each_running_task_counts_one_plus_its_age() -> None:
@@ -51,6 +51,27 @@ def test_a_long_task_is_re_sent_about_log2_of_its_age_times() -> None:
         if worth_sending(sent, cost):
             sent, patches = cost, patches + 1
     assert patches == math.ceil(math.log2(1800)) == 11
+
+
+def test_with_the_chart_s_bounds_a_30_minute_task_costs_seven_patches() -> None:
+    """Sampled every second, 15 s interval: turning busy at once, doublings at most every 60 s, turning idle."""
+    interval, sent, ready_at, patches = 15.0, 0, 0.0, []
+    for second in range(1900):
+        cost = work_held([0.0], now=float(second)) if second < 1800 else 0
+        due = due_at(sent, cost, ready_at, failing=False, min_interval=interval)
+        if due is not None and due <= second:
+            sent, ready_at = cost, second + interval
+            patches.append((second, cost))
+    assert patches == [(0, 1), (60, 61), (121, 122), (243, 244), (487, 488), (975, 976), (1800, 0)]
+
+
+def test_a_turn_waits_one_interval_an_in_between_change_four_a_failure_its_backoff() -> None:
+    assert due_at(0, 0, 100.0, failing=False, min_interval=15) is None
+    assert due_at(None, 0, 100.0, failing=False, min_interval=15) == 100.0
+    assert due_at(0, 7, 100.0, failing=False, min_interval=15) == 100.0
+    assert due_at(7, 0, 100.0, failing=False, min_interval=15) == 100.0
+    assert due_at(7, 14, 100.0, failing=False, min_interval=15) == 145.0
+    assert due_at(7, 14, 100.0, failing=True, min_interval=15) == 100.0, "retrying: the backoff already waits"
 
 
 @pytest.mark.parametrize(

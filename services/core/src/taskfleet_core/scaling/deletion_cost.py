@@ -98,6 +98,19 @@ def worth_sending(sent: int | None, desired: int) -> bool:
     return desired >= 2 * sent or 2 * desired <= sent
 
 
+def due_at(sent: int | None, desired: int | None, ready_at: float, failing: bool, min_interval: float) -> float | None:
+    """When ``desired`` may go out, or ``None`` when it is not worth a PATCH.
+
+    ``ready_at`` is one interval after the last success (or the end of the backoff after a failure): a turn
+    between idle and busy goes then, a change in between waits ``REFINE_INTERVALS`` intervals in all.
+    """
+    if desired is None or not worth_sending(sent, desired):
+        return None
+    if sent is None or failing or (sent == 0) != (desired == 0):
+        return ready_at
+    return ready_at + (REFINE_INTERVALS - 1) * min_interval
+
+
 def running_work(now: float | None = None) -> int:
     """``work_held`` of the tasks this worker's pool runs now (call from the worker's main process)."""
     from celery.worker import state
@@ -147,12 +160,7 @@ class CostPublisher:
             self._cond.notify()
 
     def _due(self) -> float | None:
-        """When the next PATCH may go out, or ``None`` when there is nothing worth sending."""
-        if self._desired is None or not worth_sending(self._sent, self._desired):
-            return None
-        if self._sent is None or self._failures or (self._sent == 0) != (self._desired == 0):
-            return self._not_before
-        return self._not_before + (REFINE_INTERVALS - 1) * self.min_interval
+        return due_at(self._sent, self._desired, self._not_before, self._failures > 0, self.min_interval)
 
     def _run(self) -> None:
         while True:
