@@ -37,13 +37,63 @@ def main_rss_mib(proc: ServiceProcess) -> float:
     return psutil.Process(proc.process.pid).memory_info().rss / 2**20
 
 
+def measure(
+    args: argparse.Namespace,
+    rng: random.Random,
+    gaps: tuple[float, ...],
+    work: Path,
+    api: KubeApi,
+    pki: dict[str, Path],
+    redis: ValkeyServer,
+) -> tuple[float, int, float, float]:
+    """Run the bursts on a worker with the feature on, then start one with it off; (seconds, tasks, RSS on, RSS off)."""
+    env = {
+        **os.environ,
+        "REDIS_URL": redis.url,
+        "DATABASE_URL": f"sqlite+aiosqlite:///{work}/db.sqlite",
+        "WORKER_HEALTH_DIR": str(work / "health"),
+        "DELETION_COST_ENABLED": "true",
+        "DELETION_COST_KUBECONFIG": str(api.kubeconfig(work / "kubeconfig", pki["ca.crt"])),
+        "DELETION_COST_MIN_INTERVAL_SECONDS": str(args.interval),
+        "POD_NAME": POD,
+        "POD_NAMESPACE": NAMESPACE,
+    }
+    conc = ("--concurrency", str(args.concurrency))
+    worker = ServiceProcess("taskfleet_worker_default", work / "on.log", env, conc).start("ready.")
+    producer = Celery("bench", broker=redis.url, backend=redis.url)
+    producer.conf.update(task_serializer="json", accept_content=["json"])
+    try:
+        started, tasks, results = time.monotonic(), 0, []
+        while time.monotonic() - started < args.seconds:
+            burst = rng.randint(1, 2 * args.concurrency)
+            for _ in range(burst):
+                kwargs = {"sleep_seconds": round(rng.uniform(1, 20), 1)}
+                results.append(producer.send_task("maintenance.canary", kwargs=kwargs, queue="default"))
+            tasks += burst
+            time.sleep(rng.uniform(*gaps))  # the gap: the pod drains and goes idle, or not
+        for result in results:
+            result.get(timeout=120)
+        time.sleep(args.interval + 2)  # the last turn to idle goes out
+        elapsed = time.monotonic() - started
+        on_rss = main_rss_mib(worker)
+    finally:
+        worker.stop()
+    off = ServiceProcess(
+        "taskfleet_worker_default", work / "off.log", {**env, "DELETION_COST_ENABLED": "false"}, conc
+    ).start("ready.")
+    time.sleep(3)
+    off_rss = main_rss_mib(off)
+    off.stop()
+    return elapsed, tasks, on_rss, off_rss
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=180)
     parser.add_argument("--interval", type=float, default=15, help="DELETION_COST_MIN_INTERVAL_SECONDS")
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--seed", type=int, default=15)
-    parser.add_argument("--gaps", default="10,40", help="seconds between bursts, min,max (1,5: never idle)")
+    parser.add_argument("--gaps", default="10,40", help="seconds between bursts, min,max (8,12: rarely idle)")
     args = parser.parse_args()
     rng = random.Random(args.seed)
     gaps = tuple(float(x) for x in args.gaps.split(","))
@@ -54,45 +104,11 @@ def main() -> None:
         api = KubeApi(pki["server.crt"], pki["server.key"]).start()
         api.add_pod(NAMESPACE, POD)
         redis = ValkeyServer(work / "valkey").start()
-        env = {
-            **os.environ,
-            "REDIS_URL": redis.url,
-            "DATABASE_URL": f"sqlite+aiosqlite:///{work}/db.sqlite",
-            "WORKER_HEALTH_DIR": str(work / "health"),
-            "DELETION_COST_ENABLED": "true",
-            "DELETION_COST_KUBECONFIG": str(api.kubeconfig(work / "kubeconfig", pki["ca.crt"])),
-            "DELETION_COST_MIN_INTERVAL_SECONDS": str(args.interval),
-            "POD_NAME": POD,
-            "POD_NAMESPACE": NAMESPACE,
-        }
-        conc = ("--concurrency", str(args.concurrency))
-        worker = ServiceProcess("taskfleet_worker_default", work / "on.log", env, conc).start("ready.")
-        producer = Celery("bench", broker=redis.url, backend=redis.url)
-        producer.conf.update(task_serializer="json", accept_content=["json"])
         try:
-            started, tasks, results = time.monotonic(), 0, []
-            while time.monotonic() - started < args.seconds:
-                burst = rng.randint(1, 2 * args.concurrency)
-                for _ in range(burst):
-                    kwargs = {"sleep_seconds": round(rng.uniform(1, 20), 1)}
-                    results.append(producer.send_task("maintenance.canary", kwargs=kwargs, queue="default"))
-                tasks += burst
-                time.sleep(rng.uniform(*gaps))  # the gap: the pod drains and goes idle, or not
-            for result in results:
-                result.get(timeout=120)
-            time.sleep(args.interval + 2)  # the last turn to idle goes out
-            elapsed = time.monotonic() - started
-            on_rss = main_rss_mib(worker)
+            elapsed, tasks, on_rss, off_rss = measure(args, rng, gaps, work, api, pki, redis)
         finally:
-            worker.stop()
-        off = ServiceProcess(
-            "taskfleet_worker_default", work / "off.log", {**env, "DELETION_COST_ENABLED": "false"}, conc
-        ).start("ready.")
-        time.sleep(3)
-        off_rss = main_rss_mib(off)
-        off.stop()
-        redis.stop()
-        api.stop()
+            redis.stop()
+            api.stop()
 
     values = [int(p.annotations[COST] or 0) for p in api.patches]
     arrivals = [p.at for p in api.patches]
