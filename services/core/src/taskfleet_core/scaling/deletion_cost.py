@@ -128,13 +128,11 @@ class CostPublisher:
         queue: str,
         min_interval: float,
         where: str = "",
-        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._send = send
         self.queue = queue
         self.min_interval = min_interval
         self.where = where
-        self._clock = clock
         self._cond = threading.Condition()
         self._desired: int | None = None
         self._sent: int | None = None
@@ -166,7 +164,7 @@ class CostPublisher:
         while True:
             with self._cond:
                 while not self._stopped:
-                    due, now = self._due(), self._clock()
+                    due, now = self._due(), time.monotonic()
                     if due is not None and due <= now:
                         break
                     self._cond.wait(None if due is None else due - now)
@@ -200,14 +198,14 @@ class CostPublisher:
                     self.min_interval,
                 )
             self._sent, self._failures = value, 0
-            self._not_before = self._clock() + self.min_interval
+            self._not_before = time.monotonic() + self.min_interval
 
     def _failed(self, exc: PatchFailed) -> None:
         PATCH_FAILURES.labels(self.queue, exc.reason).inc()
         with self._cond:
             self._failures += 1
             backoff = min(MAX_BACKOFF_SECONDS, self.min_interval * 2 ** (self._failures - 1))
-            self._not_before = self._clock() + backoff
+            self._not_before = time.monotonic() + backoff
             if self._failures == 1:  # once per outage, not once per attempt
                 log.warning(
                     "pod-deletion-cost: cannot patch %s (%s); tasks run as usual, scale-in just picks pods "
