@@ -182,6 +182,24 @@ def test_a_worker_patches_on_idle_busy_idle_with_the_work_it_holds_at_a_bounded_
     assert worker.log().count("pod-deletion-cost: pod fleet/") == 1, "one line when it starts working"
 
 
+def test_a_hanging_api_server_never_delays_a_task(  # type: ignore[no-untyped-def]
+    worker_factory, k8s_env, producer, kube_api: KubeApi, pki, tmp_path
+) -> None:
+    kube_api.delay = 6.0  # under the client's 10 s read timeout: the PATCH hangs, then succeeds
+    env = worker_env(k8s_env, tmp_path, kube_api.kubeconfig(tmp_path / "kubeconfig", pki["ca.crt"]))
+    worker_factory("default", "--concurrency", "1", env=env)
+    assert wait_for(lambda: kube_api.waiting == 1, timeout=10), "the first PATCH is held"
+    started = time.monotonic()
+    for i in range(3):
+        assert producer.send_task("maintenance.canary", kwargs={"payload": {"i": i}}).get(timeout=10)["payload"] == {
+            "i": i
+        }
+    assert time.monotonic() - started < 3, "tasks ran while the PATCH hung"
+    assert kube_api.waiting == 1 and kube_api.patches == [], "... and it was still hanging"
+    assert wait_for(lambda: costs(kube_api)[:1] == [0], timeout=10)
+    assert kube_api.violations == []
+
+
 def test_a_worker_that_cannot_reach_the_api_server_keeps_working_and_says_so_once(  # type: ignore[no-untyped-def]
     worker_factory, k8s_env, producer, pki, tmp_path
 ) -> None:

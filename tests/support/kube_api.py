@@ -80,6 +80,9 @@ class KubeApi:
     pods: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
     patches: list[Patch] = field(default_factory=list)
     violations: list[str] = field(default_factory=list)
+    #: Seconds each PATCH is held before it is answered (an overloaded API server); ``waiting``: held right now.
+    delay: float = 0.0
+    waiting: int = 0
 
     def __post_init__(self) -> None:
         self._validator = pod_validator()
@@ -97,6 +100,12 @@ class KubeApi:
                 pass
 
             def do_PATCH(self) -> None:
+                if api.delay:
+                    with api._lock:
+                        api.waiting += 1
+                    time.sleep(api.delay)
+                    with api._lock:
+                        api.waiting -= 1
                 code, body = api.handle(
                     self.path,
                     {k.lower(): v for k, v in self.headers.items()},
