@@ -370,6 +370,23 @@ schema = {
                 "requireApi": s("boolean", "Fail without keda.sh/v1alpha1 in the cluster's API versions."),
             },
         ),
+        "scaleIn": obj(
+            "How scale-in chooses its victims.",
+            {
+                "deletionCost": obj(
+                    "Workers keep their pod's pod-deletion-cost equal to the work they hold.",
+                    {
+                        "enabled": s("boolean", "Patch the annotation; renders the workers' ServiceAccount and RBAC."),
+                        "minIntervalSeconds": s(
+                            "integer", "At most one PATCH per pod per this many seconds.", minimum=1, maximum=3600
+                        ),
+                        "tokenExpirationSeconds": s(
+                            "integer", "Lifetime of the workers' projected token.", minimum=600, maximum=86400
+                        ),
+                    },
+                ),
+            },
+        ),
         "beat": obj(
             "The singleton Beat.",
             {

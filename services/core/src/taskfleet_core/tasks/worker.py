@@ -21,6 +21,7 @@ from taskfleet_core.observability import probes
 from taskfleet_core.observability import worker as worker_observability
 from taskfleet_core.reliability import housekeeping
 from taskfleet_core.reliability import reaper as _reaper  # noqa: F401  (registers its housekeeping job)
+from taskfleet_core.scaling import deletion_cost
 from taskfleet_core.settings import ObservabilitySettings, load
 from taskfleet_core.tasks.app import create_app
 from taskfleet_core.tasks.contracts import TaskContract, contracts_of_queue
@@ -64,6 +65,7 @@ def create_worker_app(queue: str, task_modules: Sequence[str]) -> Celery:
     app.conf.taskfleet_missing = missing
     probes.install(app)  # heartbeat + ready files for the Kubernetes probes
     housekeeping.install_worker(app, client)  # promote due delayed work, return dead workers' messages
+    deletion_cost.install(app)  # busy pods ask the ReplicaSet controller to delete idle ones first
 
     @celeryd_after_setup.connect(weak=False)
     def _announce(sender, instance, conf, **_):  # type: ignore[no-untyped-def]
