@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 from celery import Celery
+from opentelemetry import trace
 from taskfleet_core.broker.client import client
 from taskfleet_core.broker.keys import JOB_KEY, REVOKED_KEY
 from taskfleet_core.tasks.app import RESULT_EXPIRES, create_app
@@ -29,6 +30,9 @@ def celery_app() -> Celery:
 
 def record_job(job_id: str, task: str, queue: str, delay_seconds: float) -> dict[str, str]:
     record = {"task": task, "queue": queue, "submitted_at": datetime.now(UTC).isoformat()}
+    context = trace.get_current_span().get_span_context()
+    if context.is_valid:  # the submitting request's trace, which the job's spans continue: the console links it
+        record["trace_id"] = format(context.trace_id, "032x")
     key = JOB_KEY.format(job_id=job_id)
     pipe = client().pipeline()
     fields: dict[Any, Any] = dict(record)  # redis-py types a mapping's keys invariantly
