@@ -8,7 +8,7 @@ front ends. None of these routes is in the OpenAPI spec.
 
 from __future__ import annotations
 
-import logging
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -23,13 +23,11 @@ from taskfleet_core.reliability.dlq import DeadLetterQueue
 from taskfleet_core.settings import load
 
 from taskfleet_api import dlq, joblog, jobs
-from taskfleet_api.console import session, sparkline, views
+from taskfleet_api.console import audit, session, sparkline, views
 from taskfleet_api.console.session import Session
 from taskfleet_api.console.settings import ConsoleSettings
 from taskfleet_api.producer import celery_app, job_record
 from taskfleet_api.settings import ApiSettings
-
-audit = logging.getLogger("taskfleet.audit")
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(
@@ -37,6 +35,7 @@ templates = Jinja2Templates(
         loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True, undefined=jinja2.StrictUndefined
     )
 )
+templates.env.filters["pretty"] = lambda value: json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True)
 templates.env.globals["sparkline"] = sparkline.points
 templates.env.globals["SPARK_W"] = sparkline.WIDTH
 templates.env.globals["SPARK_H"] = sparkline.HEIGHT
@@ -268,7 +267,7 @@ def act(
     try:
         if action == "replay":
             replayed = dlq.replay_dead_letter(entry_id)
-            audit.info(
+            audit.record(
                 "console replay of dead letter %s as job %s (repeated=%s) by token %s from %s",
                 entry_id,
                 replayed.new_job_id,
@@ -278,7 +277,7 @@ def act(
             )
             return RedirectResponse(f"/console/jobs/{quote(replayed.new_job_id)}", status.HTTP_303_SEE_OTHER)
         purged = dlq.purge_dead_letter(entry_id)
-        audit.info(
+        audit.record(
             "console purge of dead letter %s (purged=%d) by token %s from %s",
             entry_id,
             purged.purged,
@@ -287,7 +286,7 @@ def act(
         )
         return RedirectResponse("/console/dlq", status.HTTP_303_SEE_OTHER)
     except HTTPException as exc:
-        audit.info(
+        audit.record(
             "console %s of dead letter %s refused (%s: %s) by token %s from %s",
             action,
             entry_id,
