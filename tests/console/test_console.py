@@ -20,20 +20,13 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 from taskfleet_core.reliability import dlq
 from taskfleet_core.tasks.errors import PermanentError
 
+from tests.console.conftest import READ_TOKEN
 from tests.reliability.harness import TOKEN, Fleet
 
-READ_TOKEN = "console-read-token-0123456789"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SHOTS = os.environ.get("CONSOLE_SCREENSHOTS")
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed")
-
-
-@pytest.fixture(scope="module")
-def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
-    fleet = Fleet(Path(tmp_path_factory.mktemp("console")), API_READ_TOKENS=READ_TOKEN).start()
-    yield fleet
-    fleet.stop()
 
 
 @pytest.fixture(scope="module")
@@ -78,6 +71,7 @@ def dead_letter(fleet: Fleet, steps: int = 1) -> dlq.DeadLetter:
     )
 
 
+@pytest.mark.usefixtures("no_workers")
 def test_sign_in_and_watch_a_queue_fill(fleet: Fleet, browser: Browser) -> None:
     page = browser.new_context().new_page()
     page.goto(url(fleet, "/console/login"))
@@ -93,7 +87,7 @@ def test_sign_in_and_watch_a_queue_fill(fleet: Fleet, browser: Browser) -> None:
     cookie = next(c for c in page.context.cookies() if c["name"] == "taskfleet_console")
     assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and TOKEN not in cookie["value"]
     waiting = page.locator("#queue-default .waiting")
-    expect(waiting).to_have_text("0")
+    expect(waiting).to_have_text("0", timeout=10_000)
     for _ in range(8):  # no default worker yet: they wait
         assert fleet.submit("maintenance.canary", kwargs={"steps": 1})
     expect(waiting).to_have_text("8", timeout=10_000)  # htmx refreshes the table every 2 s
@@ -101,8 +95,8 @@ def test_sign_in_and_watch_a_queue_fill(fleet: Fleet, browser: Browser) -> None:
     shot(page, "queues")
 
 
+@pytest.mark.usefixtures("default_worker")
 def test_a_canary_progress_bar_advances(fleet: Fleet, browser: Browser) -> None:
-    fleet.start_workers("default", 1)
     page = signed_in(browser, fleet)
     expect(page.locator("#queue-default .waiting")).to_have_text("0", timeout=15_000)  # the worker drained them
     job = fleet.submit(
@@ -133,8 +127,8 @@ def test_a_canary_progress_bar_advances(fleet: Fleet, browser: Browser) -> None:
     shot(page, "jobs")
 
 
+@pytest.mark.usefixtures("default_worker")
 def test_replay_a_dead_letter_and_see_it_succeed(fleet: Fleet, browser: Browser) -> None:
-    fleet.start_workers("default", 1) if not fleet.workers else None
     entry = dead_letter(fleet)
     page = signed_in(browser, fleet)
     page.goto(url(fleet, "/console/dlq"))
@@ -174,6 +168,7 @@ def test_read_token_sees_no_replay_and_forged_posts_are_refused(fleet: Fleet, br
     assert login.status == 403
 
 
+@pytest.mark.usefixtures("default_worker")
 def test_beat_schedule_and_workers(fleet: Fleet, browser: Browser) -> None:
     fleet.start_beat(interval=1.0)
     page = signed_in(browser, fleet)

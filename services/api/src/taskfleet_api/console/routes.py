@@ -27,6 +27,7 @@ from taskfleet_api.console import audit, session, sparkline, views
 from taskfleet_api.console.session import Session
 from taskfleet_api.console.settings import ConsoleSettings
 from taskfleet_api.producer import celery_app, job_record
+from taskfleet_api.progress import FINAL, bar_of
 from taskfleet_api.settings import ApiSettings
 
 HERE = Path(__file__).parent
@@ -42,7 +43,6 @@ templates.env.globals["SPARK_H"] = sparkline.HEIGHT
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 
-FINAL = {"SUCCESS", "FAILURE", "REVOKED"}
 LOGIN = "/console/login"
 
 
@@ -195,10 +195,9 @@ def _job(job_id: str) -> dict[str, Any]:
     status_ = jobs.get_job(job_id)  # 404 for an unknown id
     meta = celery_app().backend.get_task_meta(job_id)
     record = job_record(job_id) or {}
-    bar = views.progress_of(status_.progress)
-    if status_.state == "SUCCESS":
-        total = bar[1] if bar else 1
-        bar = (total, total, "done")
+    total, done = bar_of(status_.model_dump())  # the CLI's bar (progress.py), drawn as <progress>
+    message = (status_.progress or {}).get("message") or ("done" if status_.state == "SUCCESS" else "")
+    bar = (done, total, message) if total else None
     trace_id = record.get("trace_id")
     trace_url = load(ConsoleSettings).console_trace_url
     return {

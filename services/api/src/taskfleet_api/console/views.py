@@ -12,7 +12,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import cast
 
 from taskfleet_beat import catchup
 from taskfleet_beat import schedule as beat_schedule
@@ -198,13 +198,3 @@ def _beat_row(
         missed=0,
         overdue=False,
     )
-
-
-def progress_of(info: dict[str, Any] | None) -> tuple[int, int, str] | None:
-    """(done, total, message) from a job's progress meta (FleetTask.report_progress), if it has one."""
-    if not isinstance(info, dict):
-        return None
-    done, total = info.get("done"), info.get("total")
-    if not isinstance(done, int) or not isinstance(total, int) or total <= 0:
-        return None
-    return min(done, total), total, str(info.get("message", ""))
