@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 from taskfleet_core.reliability import dlq
@@ -166,6 +167,15 @@ def test_read_token_sees_no_replay_and_forged_posts_are_refused(fleet: Fleet, br
     assert fleet.valkey.exists(f"taskfleet:dlq:entry:{entry.id}")  # nothing was purged
     login = admin.request.post(url(fleet, "/console/login"), form={"token": TOKEN})  # login without its CSRF value
     assert login.status == 403
+
+    reader.goto(url(fleet))
+    sid = next(c["value"] for c in reader.context.cookies() if c["name"] == "taskfleet_console")
+    reader.click("header button")  # sign out (a POST with the session's CSRF token): the session is gone
+    expect(reader).to_have_url(url(fleet, "/console/login"))
+    poll = reader.request.get(url(fleet, "/console/fragments/queues"), headers={"HX-Request": "true"})
+    assert poll.status == 401 and poll.headers["hx-redirect"] == "/console/login"  # htmx reloads to the login
+    replayed = httpx.get(url(fleet), cookies={"taskfleet_console": sid}, follow_redirects=False)
+    assert replayed.status_code == 303  # the old session id is dead on the server, not only forgotten by the browser
 
 
 @pytest.mark.usefixtures("default_worker")

@@ -50,7 +50,9 @@ def signed_in(request: Request) -> Session:
     """Dependency of every page: the session, or a redirect to the login form (htmx follows HX-Redirect)."""
     found = session.current(request)
     if found is None:
-        raise HTTPException(status.HTTP_303_SEE_OTHER, "sign in", headers={"Location": LOGIN, "HX-Redirect": LOGIN})
+        if request.headers.get("hx-request") == "true":  # a poll: htmx reloads the whole page to the login form
+            raise HTTPException(status.HTTP_401_UNAUTHORIZED, "sign in", headers={"HX-Redirect": LOGIN})
+        raise HTTPException(status.HTTP_303_SEE_OTHER, "sign in", headers={"Location": LOGIN})
     return found
 
 
