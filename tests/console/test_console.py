@@ -165,6 +165,13 @@ def test_read_token_sees_no_replay_and_forged_posts_are_refused(fleet: Fleet, br
         forged = admin.request.post(url(fleet, f"/console/dlq/{entry.id}/purge"), form=form)
         assert forged.status == 403, form
     assert fleet.valkey.exists(f"taskfleet:dlq:entry:{entry.id}")  # nothing was purged
+    admin.goto(url(fleet, f"/console/dlq/{entry.id}"))  # inspect, then purge through the confirmation page
+    expect(admin.locator("main")).to_contain_text("PermanentError")
+    admin.click("a.purge")
+    admin.click("#confirm")
+    expect(admin).to_have_url(url(fleet, "/console/dlq"))
+    assert not fleet.valkey.exists(f"taskfleet:dlq:entry:{entry.id}")
+    assert f"console purge of dead letter {entry.id} (purged=1)" in fleet.api_proc.log()  # type: ignore[union-attr]
     login = admin.request.post(url(fleet, "/console/login"), form={"token": TOKEN})  # login without its CSRF value
     assert login.status == 403
 
