@@ -26,6 +26,8 @@ DOCKERFILE = REPO / "infra" / "images" / "service.Dockerfile"
 OWN_DEPENDENCIES = {"api": {"fastapi", "uvicorn"}}
 #: The services that use the domain data package (database, models); the others must not install it.
 DATA_USERS = {"api", "worker-default", "worker-email", "worker-matching", "worker-sync"}
+#: Other members a service imports: the API's console shows Beat's schedule (taskfleet_beat.schedule, pure Python).
+MEMBER_USERS = {"api": {"taskfleet_beat"}}
 #: Only what computes or compares vectors installs numpy.
 NUMPY_USERS = {"worker-matching", "worker-sync"}
 
@@ -131,6 +133,7 @@ def test_the_dockerfile_uv_sync_installs_only_its_service(service: str, build_co
     installed = {p.name.split("-")[0].lower() for p in site.glob("*.dist-info")}
     ours = {name for name in installed if name.startswith("taskfleet")}
     expected = {"taskfleet_core", f"taskfleet_{service.replace('-', '_')}"}
+    expected |= MEMBER_USERS.get(service, set())
     assert ours == expected | ({"taskfleet_data"} if service in DATA_USERS else set())
     if service not in DATA_USERS:
         assert not {"sqlalchemy", "alembic", "asyncpg", "aiosqlite"} & installed, f"{service} carries the data stack"

@@ -1,15 +1,18 @@
 """``taskfleet``: the operators' command line over the job API (the same endpoints, the same tokens).
 
     taskfleet submit maintenance.canary --kwargs '{"steps": 2}' [--countdown 10 | --eta ISO] [--priority 0-9] [--wait]
-    taskfleet status JOB_ID
-    taskfleet jobs [--state FAILURE] [--task NAME] [--queue email] [--since 2026-01-01T00:00:00Z] [--limit 50]
+    taskfleet status JOB_ID [--follow]
+    taskfleet jobs [--state FAILURE] [--task NAME] [--queue email] [--since 2026-01-01T00:00:00Z] [--limit 50] [--watch]
     taskfleet dlq [--queue Q] [--reason R] | dlq show ID | dlq replay ID | dlq purge ID
     taskfleet queues
 
 ``TASKFLEET_API_URL`` (default ``http://127.0.0.1:8000``) and ``TASKFLEET_API_TOKEN`` (a read token is
 enough for status/jobs/queues; submit and dlq need an admin token), or ``--url`` / ``--token``.
 Output is JSON. Exit status: 0 done, 1 the API refused (its message on stderr), 2 bad usage,
-3 the job ended in FAILURE or REVOKED (``submit --wait``).
+3 the job ended in FAILURE or REVOKED (``submit --wait``, ``status --follow``).
+
+``status --follow`` and ``jobs --watch`` draw live progress bars (rich, on stderr) from each job's progress meta
+(``{"done", "total", "message"}``, FleetTask.report_progress) until the jobs finish; stdout still gets the JSON.
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ from typing import Any
 
 import httpx
 
-FINAL = {"SUCCESS", "FAILURE", "REVOKED"}
+from taskfleet_api import progress
+from taskfleet_api.progress import FINAL
 
 
 class ApiError(Exception):
@@ -64,6 +68,8 @@ def _parser() -> argparse.ArgumentParser:
 
     status = commands.add_parser("status", help="one job's state, progress, result or error")
     status.add_argument("job_id")
+    status.add_argument("--follow", action="store_true", help="a live progress bar until the job finishes")
+    status.add_argument("--timeout", type=float, default=3600, help="seconds --follow follows at most")
 
     jobs = commands.add_parser("jobs", help="jobs by state, task, queue and time, newest first")
     jobs.add_argument("--state")
@@ -72,6 +78,8 @@ def _parser() -> argparse.ArgumentParser:
     jobs.add_argument("--since", help="ISO 8601, e.g. 2026-01-01T00:00:00Z")
     jobs.add_argument("--limit", type=int, default=50)
     jobs.add_argument("--offset", type=int, default=0)
+    jobs.add_argument("--watch", action="store_true", help="live progress bars until every listed job finished")
+    jobs.add_argument("--timeout", type=float, default=3600, help="seconds --watch watches at most")
 
     dlq = commands.add_parser("dlq", help="dead letters: list (default), show, replay, purge")
     dlq.add_argument("action", nargs="?", choices=["list", "show", "replay", "purge"], default="list")
@@ -96,6 +104,18 @@ def _params(**values: Any) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None}
 
 
+def _exit_status(job: dict[str, Any]) -> int:
+    return 0 if job["state"] == "SUCCESS" else 3 if job["state"] in FINAL else 1
+
+
+def _listed_jobs(client: httpx.Client, params: dict[str, Any]) -> list[dict[str, Any]]:
+    """The listing's jobs, each read in full (with its progress) unless it already finished."""
+    page = _call(client, "GET", "/api/v1/jobs", params=params)
+    return [
+        item if item["state"] in FINAL else _call(client, "GET", f"/api/v1/jobs/{item['id']}") for item in page["items"]
+    ]
+
+
 def run(args: argparse.Namespace, client: httpx.Client) -> tuple[Any, int]:
     """The command's output and exit status."""
     if args.command == "submit":
@@ -108,14 +128,19 @@ def run(args: argparse.Namespace, client: httpx.Client) -> tuple[Any, int]:
         while True:
             job = _call(client, "GET", accepted["status_url"])
             if job["state"] in FINAL or time.monotonic() > deadline:
-                return job, 0 if job["state"] == "SUCCESS" else 3 if job["state"] in FINAL else 1
+                return job, _exit_status(job)
             time.sleep(0.5)
     if args.command == "status":
+        if args.follow:
+            [job] = progress.follow(lambda: [_call(client, "GET", f"/api/v1/jobs/{args.job_id}")], args.timeout)
+            return job, _exit_status(job)
         return _call(client, "GET", f"/api/v1/jobs/{args.job_id}"), 0
     if args.command == "jobs":
         params = _params(
             state=args.state, task=args.task, queue=args.queue, since=args.since, limit=args.limit, offset=args.offset
         )
+        if args.watch:
+            return progress.follow(lambda: _listed_jobs(client, params), args.timeout), 0
         return _call(client, "GET", "/api/v1/jobs", params=params), 0
     if args.command == "queues":
         return _call(client, "GET", "/api/v1/queues"), 0

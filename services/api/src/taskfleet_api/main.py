@@ -17,7 +17,7 @@ from starlette.types import Scope
 from taskfleet_core.broker.client import client
 from taskfleet_core.settings import load
 
-from taskfleet_api import accounts, catalog, dlq, grants, jobs, observability, outbox
+from taskfleet_api import accounts, catalog, console, dlq, grants, jobs, observability, outbox
 from taskfleet_api.auth import TokenAuth
 from taskfleet_api.limits import BodySizeLimit
 from taskfleet_api.settings import ApiSettings
@@ -46,6 +46,7 @@ def create_api() -> FastAPI:
     api.include_router(accounts.router)  # companies, users, matches
     api.include_router(grants.router)  # search
     api.include_router(outbox.router)  # no routes: the outbox relay's thread (OUTBOX_RELAY_ENABLED)
+    console.mount(api)  # the operator console under /console (docs/console.md)
     if settings.api_cors_origins:  # CORS stays off unless origins are listed explicitly
         origins = [o.strip() for o in settings.api_cors_origins.split(",") if o.strip()]
         api.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST", "DELETE"])

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 from celery import Celery
+from opentelemetry import trace
 from taskfleet_core.broker.client import client
 from taskfleet_core.broker.keys import JOB_KEY, REVOKED_KEY
 from taskfleet_core.broker.transport import alongside_publish
@@ -32,9 +33,12 @@ def celery_app() -> Celery:
 def record_commands(job_id: str, task: str, queue: str, delay_seconds: float) -> list[tuple[Any, ...]]:
     """The job record's writes (HSET + EXPIRE), as commands to send with the publish or on their own."""
     key = JOB_KEY.format(job_id=job_id)
-    submitted_at = datetime.now(UTC).isoformat()
+    record = {"task": task, "queue": queue, "submitted_at": datetime.now(UTC).isoformat()}
+    context = trace.get_current_span().get_span_context()
+    if context.is_valid:  # the submitting request's trace, which the job's spans continue: the console links it
+        record["trace_id"] = format(context.trace_id, "032x")
     return [
-        ("HSET", key, "task", task, "queue", queue, "submitted_at", submitted_at),
+        ("HSET", key, *(part for field in record.items() for part in field)),
         ("EXPIRE", key, int(JOB_RECORD_TTL + delay_seconds)),
     ]
 
