@@ -42,6 +42,7 @@ UNDECLARED_IMPORTS_ALLOWED: dict[tuple[str, str], str] = {
 UNIMPORTED_DEPENDENCIES_ALLOWED: dict[tuple[str, str], str] = {
     ("taskfleet-data", "aiosqlite"): "SQLAlchemy loads the driver from the URL scheme sqlite+aiosqlite://",
     ("taskfleet-data", "asyncpg"): "SQLAlchemy loads the driver from the URL scheme postgresql+asyncpg://",
+    ("taskfleet-api", "python-multipart"): "FastAPI parses the console's form posts (Form fields) with it",
 }
 
 

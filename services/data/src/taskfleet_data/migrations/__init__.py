@@ -75,16 +75,15 @@ async def upgrade(url: str, revision: str = "head") -> None:
     """Migrate the database at ``url`` to ``revision``; a no-op when it is there already."""
     lock_path = sqlite_path(url)
     lock_file = None
-    if lock_path is not None:
-        lock_path.parent.mkdir(parents=True, exist_ok=True)
-        lock_file = open(lock_path.with_name(lock_path.name + ".migrate.lock"), "w")  # noqa: SIM115
-        await asyncio.to_thread(fcntl.flock, lock_file, fcntl.LOCK_EX)  # waiting must not block the loop
     try:
+        if lock_path is not None:
+            lock_path.parent.mkdir(parents=True, exist_ok=True)
+            lock_file = open(lock_path.with_name(lock_path.name + ".migrate.lock"), "w")  # noqa: SIM115
+            await asyncio.to_thread(fcntl.flock, lock_file, fcntl.LOCK_EX)  # waiting must not block the loop
         async with engine_scope(url) as engine, engine.begin() as conn:
             await conn.run_sync(_upgrade, revision)
     finally:
-        if lock_file is not None:
-            fcntl.flock(lock_file, fcntl.LOCK_UN)
+        if lock_file is not None:  # also when cancelled while waiting for the lock: closing releases it
             lock_file.close()
 
 
