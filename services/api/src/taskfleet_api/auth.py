@@ -91,21 +91,35 @@ class TokenAuth:
         return self.scope(HTTPAuthorizationCredentials(scheme=scheme, credentials=token))
 
 
-def require_read(request: Request, credentials: HTTPAuthorizationCredentials | None = Security(_bearer)) -> Scope:
-    """Router dependency: any valid token (read or admin); 401 otherwise. Keeps the scope for ``require_admin``."""
+# The dependencies below are ``async def`` although they only compute: a plain ``def`` dependency runs in
+# FastAPI's thread pool, a thread hop per dependency per request (docs/performance.md).
+
+
+def _read_scope(request: Request, credentials: HTTPAuthorizationCredentials | None) -> Scope:
     scope: Scope = request.app.state.auth.scope(credentials)
     request.state.token_scope = scope
     return scope
 
 
-def require_admin(request: Request) -> None:
-    """Route dependency after ``require_read``: a read token gets 403. Declares no security scheme itself, so the
-    spec names the bearer scheme once per operation."""
+def _admin_only(request: Request) -> None:
     if getattr(request.state, "token_scope", None) is not Scope.ADMIN:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "this operation needs an admin token (API_TOKENS)")
 
 
-def require_admin_token(request: Request, credentials: HTTPAuthorizationCredentials | None = Security(_bearer)) -> None:
+async def require_read(request: Request, credentials: HTTPAuthorizationCredentials | None = Security(_bearer)) -> Scope:
+    """Router dependency: any valid token (read or admin); 401 otherwise. Keeps the scope for ``require_admin``."""
+    return _read_scope(request, credentials)
+
+
+async def require_admin(request: Request) -> None:
+    """Route dependency after ``require_read``: a read token gets 403. Declares no security scheme itself, so the
+    spec names the bearer scheme once per operation."""
+    _admin_only(request)
+
+
+async def require_admin_token(
+    request: Request, credentials: HTTPAuthorizationCredentials | None = Security(_bearer)
+) -> None:
     """Router dependency of admin-only routers (the DLQ): 401 without a valid token, 403 for a read token."""
-    require_read(request, credentials)
-    require_admin(request)
+    _read_scope(request, credentials)
+    _admin_only(request)
